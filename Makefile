@@ -1,0 +1,63 @@
+# Puff: the two commands a user needs are `make run` (the demo) and `make test` (every suite).
+# Both install what is missing first: Debian packages (idempotent), the project venv with pinned
+# Python packages, and the native core (incremental, ccache'd).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# ccache keys on absolute paths unless told the repo root; CI clones elsewhere.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+CPP_BUILD := build/cpp
+JOBS ?= 2
+
+.PHONY: all deps venv build native-ext cpp-tests test test-cpp test-py run bench-runtime \
+        services-start services-stop clean
+
+all: build
+
+deps:
+	@bash scripts/install-system-deps.sh
+
+$(VENV)/.stamp: requirements/build.txt requirements/runtime.txt requirements/test.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==24.3.1
+	$(PIP) install -q -c requirements/constraints.txt -r requirements/build.txt -r requirements/runtime.txt -r requirements/test.txt
+	touch $@
+
+venv: deps $(VENV)/.stamp
+
+# Editable install; build/<wheel tag>/ keeps the CMake tree, so rebuilds are incremental.
+build: venv
+	$(PIP) install -q --no-build-isolation --no-deps -e . -Cbuild.verbose=false
+
+native-ext: build
+	$(PIP) install -q --no-build-isolation --no-deps examples/native_ext
+
+cpp-tests: deps
+	cmake -S . -B $(CPP_BUILD) -G Ninja -DPUFF_PYTHON=OFF -DPUFF_TESTS=ON -DPUFF_WERROR=ON >/dev/null
+	cmake --build $(CPP_BUILD) -j $(JOBS)
+
+test-cpp: cpp-tests
+	ctest --test-dir $(CPP_BUILD) --output-on-failure
+
+test-py: build native-ext
+	$(PY) -m pytest -q tests/py
+
+test: test-cpp test-py
+
+services-start: deps
+	@bash scripts/services.sh start
+
+services-stop:
+	@bash scripts/services.sh stop
+
+run: build native-ext services-start
+	cd examples/hello && ../../$(VENV)/bin/puff hello
+
+bench-runtime: build
+	@bash bench/runtime/run.sh
+
+clean:
+	rm -rf build $(VENV)

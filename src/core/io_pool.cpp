@@ -1,0 +1,77 @@
+#include "core/io_pool.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <csignal>
+#include <pthread.h>
+
+namespace puff::core {
+
+namespace asio = boost::asio;
+
+struct IoPool::Loop {
+  asio::io_context ctx{1};  // concurrency hint 1: only its own thread runs it
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(ctx);
+};
+
+namespace {
+thread_local int t_index = -1;
+}
+
+IoPool::IoPool(std::size_t threads) {
+  if (threads == 0) threads = 1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (std::size_t i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<Loop>());
+  for (std::size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      t_index = static_cast<int>(i);
+      contexts_[i]->ctx.run();
+    });
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+IoPool::~IoPool() { stop(); }
+
+void IoPool::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& l : contexts_) {
+    l->guard.reset();
+    l->ctx.stop();
+  }
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+asio::io_context& IoPool::context(std::size_t i) noexcept { return contexts_[i]->ctx; }
+
+asio::io_context& IoPool::next() noexcept {
+  std::size_t i = rr_.fetch_add(1, std::memory_order_relaxed) % contexts_.size();
+  return contexts_[i]->ctx;
+}
+
+int IoPool::current_index() noexcept { return t_index; }
+
+void post(IoPool& pool, std::function<void()> fn) { asio::post(pool.next(), std::move(fn)); }
+
+}  // namespace puff::core
+
+#include <boost/asio/steady_timer.hpp>
+
+namespace puff::core {
+
+void run_after(IoPool& pool, std::uint64_t ms, std::function<void()> fn) {
+  if (ms == 0) {
+    asio::post(pool.next(), std::move(fn));
+    return;
+  }
+  auto& ctx = pool.next();
+  auto timer = std::make_shared<asio::steady_timer>(ctx, std::chrono::milliseconds(ms));
+  timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code&) mutable { fn(); });
+}
+
+}  // namespace puff::core

@@ -1,0 +1,62 @@
+// The I/O threads: N threads, each running its own asio::io_context (h2o/uWebSockets style:
+// a loop per thread, no strands, no shared-context locking).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace puff::core {
+
+class IoPool {
+ public:
+  /** Starts `threads` I/O threads (at least 1). Signals are blocked in them so that SIGINT and
+   *  SIGTERM always reach the Python thread. */
+  explicit IoPool(std::size_t threads);
+  /** Stops the loops and joins the threads; handlers not yet run are destroyed, not run. */
+  ~IoPool();
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
+  std::size_t size() const noexcept { return contexts_.size(); }
+
+  /** The context of thread `i`. Valid for the pool's lifetime. */
+  boost::asio::io_context& context(std::size_t i) noexcept;
+
+  /** Picks a thread round-robin. Any thread. */
+  boost::asio::io_context& next() noexcept;
+
+  /** Index of the I/O thread we are on, or -1 when called from another thread. */
+  static int current_index() noexcept;
+
+  /** Stops the loops (idempotent) and joins the threads. */
+  void stop();
+
+ private:
+  struct Loop;
+  std::vector<std::unique_ptr<Loop>> contexts_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> rr_{0};
+  bool stopped_ = false;
+};
+
+/** Runs `fn` on some I/O thread of `pool`. Any thread. */
+void post(IoPool& pool, std::function<void()> fn);
+
+}  // namespace puff::core
+
+namespace puff::core {
+
+/** Runs `fn` on an I/O thread after `ms` milliseconds (0 = as soon as possible). Any thread.
+ *  If the pool stops first, `fn` is destroyed without running. */
+void run_after(IoPool& pool, std::uint64_t ms, std::function<void()> fn);
+
+}  // namespace puff::core

@@ -1,0 +1,532 @@
+// The hub: the only translation unit that includes greenlet.h (its API table is a per-TU static).
+#include "py/hub.hpp"
+
+#include <greenlet/greenlet.h>
+
+#include <cstring>
+#include <pythread.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace puff::py {
+
+namespace {
+
+Hub* g_hub = nullptr;
+
+PyObject* current_greenlet() { return reinterpret_cast<PyObject*>(PyGreenlet_GetCurrent()); }
+
+/** Switches to `g` (a greenlet) passing `value` (borrowed, may be null). Returns what the
+ *  switch returns (new ref) or null with an exception. */
+PyObject* switch_to(PyObject* g, PyObject* value) {
+  if (value) {
+    PyObject* args = PyTuple_Pack(1, value);
+    if (!args) return nullptr;
+    PyObject* r = PyGreenlet_Switch(reinterpret_cast<PyGreenlet*>(g), args, nullptr);
+    Py_DECREF(args);
+    return r;
+  }
+  return PyGreenlet_Switch(reinterpret_cast<PyGreenlet*>(g), g_hub->empty_tuple, nullptr);
+}
+
+/** The hub just switched into a greenlet and got control back with `r`. A greenlet that ends
+ *  with an exception passes it to its parent (the hub): keep SystemExit/KeyboardInterrupt to
+ *  stop the hub with, report anything else (puff.spawn's wrapper catches user errors itself). */
+void after_switch(PyObject* r) {
+  if (r) {
+    Py_DECREF(r);
+    return;
+  }
+  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    PyObject* exc = take_exception();
+    if (!g_hub->exit_exc) {
+      g_hub->exit_exc = exc;
+    } else {
+      Py_DECREF(exc);
+    }
+    g_hub->stop_signal.store(1);
+    return;
+  }
+  PyErr_WriteUnraisable(nullptr);
+}
+
+bool in_hub_greenlet() {
+  PyObject* cur = current_greenlet();
+  bool is_hub = cur == g_hub->main_greenlet;
+  Py_XDECREF(cur);
+  return is_hub;
+}
+
+/** Puff's loop is the running loop of this thread. */
+bool puff_loop_running() {
+  if (!g_hub->loop) return false;
+  PyObject* running = PyObject_CallNoArgs(g_hub->get_running_loop);
+  if (!running) {
+    PyErr_Clear();
+    return false;
+  }
+  bool ok = running == g_hub->loop;
+  Py_DECREF(running);
+  return ok;
+}
+
+void request_ready_wakeup() {
+  // Something was made ready outside drain(): make sure a drain happens soon.
+  if (!g_hub->draining && !g_hub->wake_pending) {
+    g_hub->wake_pending = true;
+    g_hub->queue.wake();
+  }
+}
+
+}  // namespace
+
+Hub* hub() noexcept { return g_hub; }
+
+bool on_python_thread() noexcept { return g_hub && PyThread_get_thread_ident() == g_hub->thread_ident; }
+
+void push(Completion* c) noexcept { g_hub->queue.push(c); }
+
+// ---- Op -------------------------------------------------------------------------------------
+
+void Op::launch() {
+  core::post(*g_hub->io, [this] { run(); });
+}
+
+void Op::complete() noexcept {
+  if (mode_ == Mode::Thread) {
+    ThreadWait* w = thread_wait_;
+    std::lock_guard<std::mutex> lock(w->m);
+    w->done = true;
+    w->cv.notify_one();
+    return;
+  }
+  g_hub->queue.push(this);
+}
+
+void Op::deliver() {
+  g_hub->pending.fetch_sub(1, std::memory_order_relaxed);
+  if (mode_ == Mode::Future) {
+    PyObject* fut = waiter_;
+    waiter_ = nullptr;
+    PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
+    bool skip = !done || PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (!skip) {
+      PyObject* value = result();
+      PyObject* r;
+      if (value) {
+        r = PyObject_CallMethod(fut, "set_result", "O", value);
+        Py_DECREF(value);
+      } else {
+        PyObject* exc = take_exception();
+        r = PyObject_CallMethod(fut, "set_exception", "O", exc);
+        Py_DECREF(exc);
+      }
+      if (!r) PyErr_WriteUnraisable(fut);
+      Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_DECREF(fut);
+    delete this;
+    return;
+  }
+  // Greenlet mode.
+  PyObject* g = waiter_;
+  waiter_ = nullptr;
+  if (abandoned_) {
+    Py_DECREF(g);
+    delete this;
+    return;
+  }
+  completed_ = true;
+  // From here the greenlet owns `this` (start() reads the result and deletes the op).
+  PyObject* r = switch_to(g, nullptr);
+  after_switch(r);
+  Py_DECREF(g);
+}
+
+void Op::discard() {
+  // Dropping the last reference to a waiting greenlet kills it (GreenletExit); its exit path
+  // still reads this op, so free the op only afterwards.
+  PyObject* w = waiter_;
+  waiter_ = nullptr;
+  abandoned_ = true;
+  Py_XDECREF(w);
+  delete this;
+}
+
+PyObject* start(Op* op) {
+  if (!g_hub || !g_hub->io) {
+    delete op;
+    PyErr_SetString(PyExc_RuntimeError, "the Puff runtime is not running (start it with puff.runtime or the `puff` command)");
+    return nullptr;
+  }
+  if (!on_python_thread()) {
+    // A blocking-pool (or other) thread: block just this thread.
+    Op::ThreadWait w;
+    op->mode_ = Op::Mode::Thread;
+    op->thread_wait_ = &w;
+    op->launch();
+    Py_BEGIN_ALLOW_THREADS
+    std::unique_lock<std::mutex> lock(w.m);
+    w.cv.wait(lock, [&] { return w.done; });
+    Py_END_ALLOW_THREADS
+    PyObject* r = op->result();
+    delete op;
+    return r;
+  }
+  PyObject* cur = current_greenlet();
+  if (!cur) {
+    delete op;
+    return nullptr;
+  }
+  if (cur != g_hub->main_greenlet) {
+    op->mode_ = Op::Mode::Greenlet;
+    op->waiter_ = cur;  // the reference from getcurrent, dropped by deliver()
+    g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+    op->launch();
+    PyObject* r = switch_to(g_hub->main_greenlet, nullptr);
+    if (op->completed_) {
+      Py_XDECREF(r);
+      PyObject* value = op->result();
+      delete op;
+      return value;
+    }
+    // Resumed before the call finished: an exception thrown in (greenlet.throw / kill) or a
+    // stray switch. Leave the op to the hub, which frees it when the work completes.
+    op->abandoned_ = true;
+    if (r) {
+      Py_DECREF(r);
+      PyErr_SetString(PyExc_RuntimeError, "greenlet was switched to while its Puff call was still pending");
+    }
+    return nullptr;
+  }
+  Py_DECREF(cur);
+  if (puff_loop_running()) {
+    PyObject* fut = PyObject_CallMethod(g_hub->loop, "create_future", nullptr);
+    if (!fut) {
+      delete op;
+      return nullptr;
+    }
+    Py_INCREF(fut);
+    op->mode_ = Op::Mode::Future;
+    op->waiter_ = fut;
+    g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+    op->launch();
+    return fut;
+  }
+  delete op;
+  PyErr_SetString(PyExc_RuntimeError,
+                  "You cannot call Puff functions outside of greenlets or asyncio: call them from a "
+                  "greenlet (puff.spawn, a puff command) or await them in a coroutine on Puff's loop");
+  return nullptr;
+}
+
+// ---- draining ----------------------------------------------------------------------------------
+
+namespace {
+
+/** One round: every queued completion, then the greenlets that were ready when it started.
+ *  Returns true if more work arrived meanwhile. */
+bool drain_once() {
+  Hub& h = *g_hub;
+  h.queue.clear_wakeup();
+  h.wake_pending = false;
+  core::WakeNode* n = h.queue.pop_all();
+  while (n) {
+    auto* c = static_cast<Completion*>(n);
+    n = n->next;
+    c->deliver();
+  }
+  std::size_t todo = h.ready.size();
+  while (todo-- && !h.ready.empty()) {
+    auto [g, value, throw_it] = h.ready.front();
+    h.ready.pop_front();
+    PyObject* r;
+    if (throw_it) {
+      PyObject* typ = PyExceptionInstance_Check(value) ? reinterpret_cast<PyObject*>(Py_TYPE(value)) : value;
+      PyObject* val = PyExceptionInstance_Check(value) ? value : nullptr;
+      r = PyGreenlet_Throw(reinterpret_cast<PyGreenlet*>(g), typ, val, nullptr);
+    } else {
+      r = switch_to(g, value == Py_None ? nullptr : value);
+    }
+    after_switch(r);
+    Py_DECREF(g);
+    Py_DECREF(value);
+  }
+  return !h.ready.empty() || h.queue.has_items();
+}
+
+}  // namespace
+
+PyObject* drain(PyObject*, PyObject*) {
+  if (!g_hub) Py_RETURN_NONE;
+  g_hub->draining = true;
+  bool more = drain_once();
+  g_hub->draining = false;
+  if (more) {
+    // Under asyncio, give the loop its turn and come back.
+    g_hub->wake_pending = true;
+    g_hub->queue.wake();
+  }
+  if (g_hub->stop_signal.load() && g_hub->loop) {
+    PyObject* r = PyObject_CallMethod(g_hub->loop, "stop", nullptr);
+    Py_XDECREF(r);
+    PyErr_Clear();
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* run_hub(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  // run_hub(signal_fd=-1): runs greenlets until stop_hub() or a signal handler raises.
+  if (!g_hub) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime not started");
+    return nullptr;
+  }
+  if (!on_python_thread() || !in_hub_greenlet()) {
+    PyErr_SetString(PyExc_RuntimeError, "run_hub() must be called from the main greenlet of the Python thread");
+    return nullptr;
+  }
+  int signal_fd = -1;
+  if (nargs >= 1 && args[0] != Py_None) {
+    signal_fd = PyLong_AsLong(args[0]);
+    if (signal_fd == -1 && PyErr_Occurred()) return nullptr;
+  }
+  Hub& h = *g_hub;
+  if (h.running) {
+    PyErr_SetString(PyExc_RuntimeError, "the hub is already running");
+    return nullptr;
+  }
+  h.running = true;
+  h.stop_signal.store(0);
+  auto spin = std::chrono::microseconds(h.settings.spin_us);
+  PyObject* result = Py_None;
+  while (!h.stop_signal.load(std::memory_order_relaxed)) {
+    h.draining = true;
+    bool more = drain_once();
+    h.draining = false;
+    if (h.stop_signal.load(std::memory_order_relaxed)) break;
+    if (!more) {
+      Py_BEGIN_ALLOW_THREADS
+      h.queue.wait(spin, -1, signal_fd);
+      Py_END_ALLOW_THREADS
+      if (signal_fd >= 0) {
+        char buf[64];
+        while (::read(signal_fd, buf, sizeof buf) > 0) {
+        }
+      }
+    }
+    if (PyErr_CheckSignals() < 0) {
+      result = nullptr;
+      break;
+    }
+  }
+  h.running = false;
+  if (result && h.exit_exc) {
+    raise_exception(h.exit_exc);
+    h.exit_exc = nullptr;
+    return nullptr;
+  }
+  Py_XINCREF(result);
+  return result;
+}
+
+PyObject* stop_hub(PyObject*, PyObject*) {
+  if (g_hub) {
+    g_hub->stop_signal.store(1);
+    g_hub->queue.wake();
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* schedule(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  // schedule(greenlet, value=None, throw=False): resume `greenlet` from the hub soon, passing
+  // `value`, or raising it inside the greenlet when `throw` is true.
+  if (!g_hub || !on_python_thread()) {
+    PyErr_SetString(PyExc_RuntimeError, "schedule() must be called on the Puff Python thread");
+    return nullptr;
+  }
+  if (nargs < 1 || nargs > 3 || !PyGreenlet_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "schedule(greenlet, value=None, throw=False)");
+    return nullptr;
+  }
+  PyObject* value = nargs >= 2 ? args[1] : Py_None;
+  bool throw_it = nargs == 3 && PyObject_IsTrue(args[2]) == 1;
+  if (throw_it && !PyExceptionInstance_Check(value) &&
+      !(PyType_Check(value) && PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(value),
+                                                reinterpret_cast<PyTypeObject*>(PyExc_BaseException)))) {
+    PyErr_SetString(PyExc_TypeError, "schedule(..., throw=True) needs an exception");
+    return nullptr;
+  }
+  Py_INCREF(args[0]);
+  Py_INCREF(value);
+  g_hub->ready.push_back(Hub::Ready{args[0], value, throw_it});
+  request_ready_wakeup();
+  Py_RETURN_NONE;
+}
+
+PyObject* yield_now(PyObject*, PyObject*) {
+  // Lets other ready greenlets run, then continues. A no-op in the hub itself.
+  if (!g_hub || !on_python_thread()) Py_RETURN_NONE;
+  PyObject* cur = current_greenlet();
+  if (cur == g_hub->main_greenlet) {
+    Py_DECREF(cur);
+    Py_RETURN_NONE;
+  }
+  Py_INCREF(Py_None);
+  g_hub->ready.push_back(Hub::Ready{cur, Py_None, false});  // owns cur's reference
+  request_ready_wakeup();
+  PyObject* r = switch_to(g_hub->main_greenlet, nullptr);
+  if (!r) return nullptr;
+  Py_DECREF(r);
+  Py_RETURN_NONE;
+}
+
+PyObject* set_loop(PyObject*, PyObject* loop) {
+  if (!g_hub) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime not started");
+    return nullptr;
+  }
+  Py_XDECREF(g_hub->loop);
+  g_hub->loop = loop == Py_None ? nullptr : Py_NewRef(loop);
+  Py_RETURN_NONE;
+}
+
+PyObject* wakeup_fd(PyObject*, PyObject*) {
+  if (!g_hub) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime not started");
+    return nullptr;
+  }
+  return PyLong_FromLong(g_hub->queue.fd());
+}
+
+PyObject* stats(PyObject*, PyObject*) {
+  if (!g_hub) return PyDict_New();
+  return Py_BuildValue("{s:L,s:n,s:I,s:O}", "pending", static_cast<long long>(g_hub->pending.load()), "ready",
+                       static_cast<Py_ssize_t>(g_hub->ready.size()), "io_threads",
+                       g_hub->io ? static_cast<unsigned>(g_hub->io->size()) : 0u, "loop",
+                       g_hub->loop ? g_hub->loop : Py_None);
+}
+
+// ---- start / stop --------------------------------------------------------------------------
+
+namespace {
+
+bool read_settings(PyObject* dict, core::RuntimeSettings& out) {
+  std::vector<core::SettingValue> values;
+  if (dict && dict != Py_None) {
+    if (!PyDict_Check(dict)) {
+      PyErr_SetString(PyExc_TypeError, "settings must be a dict");
+      return false;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &k, &v)) {
+      core::SettingValue sv;
+      const char* key = PyUnicode_AsUTF8(k);
+      if (!key) return false;
+      sv.key = key;
+      if (PyLong_Check(v) && !PyBool_Check(v)) {
+        long long n = PyLong_AsLongLong(v);
+        if (n == -1 && PyErr_Occurred()) {
+          PyErr_Clear();
+          sv.text = "<huge integer>";
+        } else {
+          sv.integer = n;
+        }
+      } else {
+        PyObject* s = PyObject_Str(v);
+        if (!s) return false;
+        const char* t = PyUnicode_AsUTF8(s);
+        sv.text = t ? t : "";
+        Py_DECREF(s);
+      }
+      values.push_back(std::move(sv));
+    }
+  }
+  if (auto err = core::apply_settings(values, out)) {
+    PyErr_SetString(PyExc_ValueError, err->c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+PyObject* runtime_start(PyObject*, PyObject* settings) {
+  if (g_hub && g_hub->io) {
+    PyErr_SetString(PyExc_RuntimeError, "the Puff runtime is already running in this process");
+    return nullptr;
+  }
+  if (!_PyGreenlet_API) {
+    PyGreenlet_Import();
+    if (!_PyGreenlet_API) return nullptr;
+  }
+  core::RuntimeSettings s;
+  if (!read_settings(settings, s)) return nullptr;
+  PyObject* cur = current_greenlet();
+  if (!cur) return nullptr;
+  if (PyGreenlet_GET_PARENT(reinterpret_cast<PyGreenlet*>(cur)) != nullptr) {
+    Py_DECREF(cur);
+    PyErr_SetString(PyExc_RuntimeError, "the Puff runtime must be started from the main greenlet");
+    return nullptr;
+  }
+  PyObject* events = PyImport_ImportModule("asyncio.events");
+  if (!events) {
+    Py_DECREF(cur);
+    return nullptr;
+  }
+  PyObject* grl = PyObject_GetAttrString(events, "_get_running_loop");
+  Py_DECREF(events);
+  if (!grl) {
+    Py_DECREF(cur);
+    return nullptr;
+  }
+  if (!g_hub) g_hub = new Hub();
+  Hub& h = *g_hub;
+  h.settings = s;
+  h.thread_ident = PyThread_get_thread_ident();
+  Py_XDECREF(h.main_greenlet);
+  h.main_greenlet = cur;
+  Py_XDECREF(h.get_running_loop);
+  h.get_running_loop = grl;
+  if (!h.empty_tuple) h.empty_tuple = PyTuple_New(0);
+  h.stop_signal.store(0);
+  try {
+    h.io = std::make_unique<core::IoPool>(s.resolved_io_threads());
+  } catch (const std::exception& e) {
+    PyErr_Format(PyExc_RuntimeError, "could not start the I/O threads: %s", e.what());
+    return nullptr;
+  }
+  return Py_BuildValue("{s:I,s:I,s:I,s:I}", "io_threads", s.resolved_io_threads(), "blocking_threads",
+                       s.blocking_threads, "spin_us", s.spin_us, "shutdown_timeout_ms", s.shutdown_timeout_ms);
+}
+
+PyObject* runtime_stop(PyObject*, PyObject*) {
+  if (!g_hub || !g_hub->io) Py_RETURN_NONE;
+  // Joining the I/O threads can wait for a running handler; do it without the GIL.
+  std::unique_ptr<core::IoPool> io = std::move(g_hub->io);
+  Py_BEGIN_ALLOW_THREADS
+  io->stop();
+  io.reset();
+  Py_END_ALLOW_THREADS
+  // Completions that arrived after the last drain are dropped, not delivered: no user code
+  // runs after the runtime stopped.
+  core::WakeNode* n = g_hub->queue.pop_all();
+  while (n) {
+    auto* c = static_cast<Completion*>(n);
+    n = n->next;
+    c->discard();
+  }
+  for (auto& r : g_hub->ready) {
+    Py_DECREF(r.greenlet);
+    Py_DECREF(r.value);
+  }
+  g_hub->ready.clear();
+  Py_CLEAR(g_hub->loop);
+  Py_CLEAR(g_hub->exit_exc);
+  Py_RETURN_NONE;
+}
+
+}  // namespace puff::py

@@ -1,0 +1,116 @@
+// The Python thread's scheduler ("hub") and dual-mode async calls.
+//
+// Thread model (DESIGN.md §2): all Python code runs on one thread. The hub is that thread's main
+// greenlet; it resumes greenlets when their native work completes. I/O threads hand completions
+// over through a WakeQueue (one eventfd write per batch). When an asyncio loop is running in the
+// hub, the loop owns the thread and calls drain() whenever the queue's eventfd is readable.
+#pragma once
+
+#include "core/io_pool.hpp"
+#include "core/settings.hpp"
+#include "core/wake_queue.hpp"
+#include "py/pyref.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+namespace puff::py {
+
+/** Something to run on the Python thread. deliver() runs there with the GIL held and owns
+ *  `this` from then on (it deletes itself or hands itself on). */
+struct Completion : core::WakeNode {
+  virtual void deliver() = 0;
+  /** Python thread, GIL held: dropped at shutdown without delivering. */
+  virtual void discard() { delete this; }
+  virtual ~Completion() = default;
+};
+
+/** One native async call. Subclasses provide run() (an I/O thread, no GIL, no Python objects;
+ *  must end with complete(), possibly later from another thread) and result() (GIL held;
+ *  a new reference or NULL with an exception set). */
+class Op : public Completion {
+ public:
+  virtual void run() = 0;
+  virtual PyObject* result() = 0;
+  /** Any thread, exactly once, after run()'s work is done. */
+  void complete() noexcept;
+  /** Python thread. Called by the hub; resumes or resolves the caller. */
+  void deliver() final;
+  void discard() final;
+  /** How the op is started; default posts run() to an I/O thread. Called with the GIL held. */
+  virtual void launch();
+
+  enum class Mode : std::uint8_t { Greenlet, Future, Thread };
+
+ private:
+  friend PyObject* start(Op* op);
+  struct ThreadWait {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  Mode mode_ = Mode::Greenlet;
+  bool completed_ = false;   // Python thread: delivered by the hub
+  bool abandoned_ = false;   // Python thread: the waiting greenlet went away
+  PyObject* waiter_ = nullptr;  // owned: the greenlet or the future
+  ThreadWait* thread_wait_ = nullptr;
+};
+
+/** Starts `op` in the mode the caller needs and takes ownership of it:
+ *  - in a greenlet on the Python thread: suspends that greenlet and returns the value;
+ *  - in the hub while Puff's asyncio loop runs (a coroutine): returns an asyncio future;
+ *  - on another thread holding the GIL (blocking pool): blocks that thread, returns the value;
+ *  - elsewhere: raises RuntimeError.
+ *  May switch greenlets. Returns NULL with an exception set on failure. */
+PyObject* start(Op* op);
+
+/** Python thread or GIL held: hand `c` to the hub. From another thread use push(). */
+void push(Completion* c) noexcept;
+
+/** The hub's state. One per process; created by runtime_start(). */
+struct Hub {
+  core::RuntimeSettings settings;
+  std::unique_ptr<core::IoPool> io;
+  core::WakeQueue queue;
+  unsigned long thread_ident = 0;  // the Python thread
+  PyObject* main_greenlet = nullptr;  // owned
+  PyObject* loop = nullptr;           // owned: Puff's asyncio loop while it runs, else null
+  PyObject* get_running_loop = nullptr;  // owned: asyncio._get_running_loop
+  PyObject* empty_tuple = nullptr;       // owned
+  struct Ready {
+    PyObject* greenlet;  // owned
+    PyObject* value;     // owned: passed to the switch, or the exception to throw
+    bool throw_it;
+  };
+  std::deque<Ready> ready;
+  std::atomic<std::int64_t> pending{0};  // ops started and not yet delivered
+  std::atomic<int> stop_signal{0};       // nonzero: run_hub() should return
+  bool running = false;                  // inside run_hub()
+  bool draining = false;
+  bool wake_pending = false;             // an eventfd wake-up for `ready` is outstanding
+  PyObject* exit_exc = nullptr;          // owned: SystemExit/KeyboardInterrupt that reached the hub
+};
+
+/** The hub, or null before runtime_start(). */
+Hub* hub() noexcept;
+
+/** Python-callable entry points defined in hub.cpp (see module.cpp for their docs). */
+PyObject* runtime_start(PyObject* self, PyObject* settings);
+PyObject* runtime_stop(PyObject* self, PyObject* unused);
+PyObject* run_hub(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+PyObject* drain(PyObject* self, PyObject* unused);
+PyObject* stop_hub(PyObject* self, PyObject* unused);
+PyObject* schedule(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+PyObject* set_loop(PyObject* self, PyObject* loop);
+PyObject* wakeup_fd(PyObject* self, PyObject* unused);
+PyObject* stats(PyObject* self, PyObject* unused);
+PyObject* yield_now(PyObject* self, PyObject* unused);
+
+/** True when called on the Python thread. */
+bool on_python_thread() noexcept;
+
+}  // namespace puff::py
