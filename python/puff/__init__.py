@@ -37,6 +37,7 @@ __all__ = [
     "RuntimeOptions",
     "SignalExit",
     "blocking",
+    "get_include",
     "global_state",
     "is_asyncio",
     "is_greenlet",
@@ -53,6 +54,19 @@ __all__ = [
 
 #: The object returned by the configured ``global_state`` factory (None by default).
 global_state: Any = None
+
+
+def get_include() -> str:
+    """The directory holding Puff's public C/C++ headers (``puff/puff.h``, ``puff/native.hpp``)
+    for building native extensions."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isdir(os.path.join(installed, "puff")):
+        return installed
+    # Editable install: the headers live in the source tree.
+    return os.path.normpath(os.path.join(here, "..", "..", "include"))
 
 
 def sleep_ms(ms: int):
