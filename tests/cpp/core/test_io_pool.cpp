@@ -1,0 +1,107 @@
+#include "core/io_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace std::chrono_literals;
+using puff::core::IoPool;
+
+namespace {
+
+/** Waits until `pred` is true or 5 s pass. */
+template <class Pred>
+bool eventually(Pred pred) {
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(IoPool, RunsPostedWorkOnItsThreads) {
+  IoPool pool(2);
+  EXPECT_EQ(pool.size(), 2u);
+  EXPECT_EQ(IoPool::current_index(), -1);
+  std::mutex m;
+  std::set<int> seen;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 100; ++i) {
+    puff::core::post(pool, [&] {
+      std::lock_guard<std::mutex> lock(m);
+      seen.insert(IoPool::current_index());
+      ++done;
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return done.load() == 100; }));
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(seen, (std::set<int>{0, 1}));  // round-robin reaches both threads
+}
+
+TEST(IoPool, ZeroThreadsMeansOne) {
+  IoPool pool(0);
+  EXPECT_EQ(pool.size(), 1u);
+}
+
+TEST(IoPool, RunAfterWaitsAtLeastTheDelay) {
+  IoPool pool(1);
+  std::atomic<bool> fired{false};
+  auto t0 = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point t1;
+  puff::core::run_after(pool, 30, [&] {
+    t1 = std::chrono::steady_clock::now();
+    fired = true;
+  });
+  ASSERT_TRUE(eventually([&] { return fired.load(); }));
+  EXPECT_GE(t1 - t0, 29ms);
+}
+
+TEST(IoPool, TimersFireInDeadlineOrder) {
+  IoPool pool(1);
+  std::mutex m;
+  std::vector<int> order;
+  for (int ms : {40, 10, 25}) {
+    puff::core::run_after(pool, ms, [&, ms] {
+      std::lock_guard<std::mutex> lock(m);
+      order.push_back(ms);
+    });
+  }
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(m);
+    return order.size() == 3;
+  }));
+  EXPECT_EQ(order, (std::vector<int>{10, 25, 40}));
+}
+
+TEST(IoPool, StopDropsPendingTimersWithoutRunningThem) {
+  std::atomic<bool> fired{false};
+  {
+    IoPool pool(1);
+    puff::core::run_after(pool, 60000, [&] { fired = true; });
+    auto t0 = std::chrono::steady_clock::now();
+    pool.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    pool.stop();  // idempotent
+  }
+  EXPECT_FALSE(fired.load());
+}
+
+TEST(IoPool, SignalsAreBlockedOnIoThreads) {
+  IoPool pool(1);
+  std::atomic<int> blocked{-1};
+  puff::core::post(pool, [&] {
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, nullptr, &cur);
+    blocked = sigismember(&cur, SIGINT) && sigismember(&cur, SIGTERM);
+  });
+  ASSERT_TRUE(eventually([&] { return blocked.load() != -1; }));
+  EXPECT_EQ(blocked.load(), 1);
+}
