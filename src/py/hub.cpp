@@ -89,6 +89,27 @@ void push(Completion* c) noexcept { g_hub->queue.push(c); }
 
 // ---- Op -------------------------------------------------------------------------------------
 
+void Op::link() {
+  next_ = g_hub->inflight;
+  prev_ = nullptr;
+  if (next_) next_->prev_ = this;
+  g_hub->inflight = this;
+  linked_ = true;
+  g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Op::unlink() {
+  if (!linked_) return;
+  if (prev_) {
+    prev_->next_ = next_;
+  } else {
+    g_hub->inflight = next_;
+  }
+  if (next_) next_->prev_ = prev_;
+  linked_ = false;
+  g_hub->pending.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void Op::launch() {
   core::post(*g_hub->io, [this] { run(); });
 }
@@ -105,7 +126,7 @@ void Op::complete() noexcept {
 }
 
 void Op::deliver() {
-  g_hub->pending.fetch_sub(1, std::memory_order_relaxed);
+  unlink();
   if (mode_ == Mode::Future) {
     PyObject* fut = waiter_;
     waiter_ = nullptr;
@@ -149,9 +170,17 @@ void Op::deliver() {
 void Op::discard() {
   // Dropping the last reference to a waiting greenlet kills it (GreenletExit); its exit path
   // still reads this op, so free the op only afterwards.
+  unlink();
   PyObject* w = waiter_;
   waiter_ = nullptr;
-  abandoned_ = true;
+  if (mode_ == Mode::Greenlet && w && Py_REFCNT(w) > 1) {
+    // The greenlet lives on elsewhere and may still wake up inside start(), which reads this
+    // op: hand the op over to it instead of freeing it under its feet.
+    orphaned_ = true;
+    Py_DECREF(w);
+    return;
+  }
+  abandoned_ = true;  // the greenlet's exit path (run by the decref) leaves the op alone
   Py_XDECREF(w);
   delete this;
 }
@@ -159,7 +188,7 @@ void Op::discard() {
 PyObject* start(Op* op) {
   if (!g_hub || !g_hub->io) {
     delete op;
-    PyErr_SetString(PyExc_RuntimeError, "the Puff runtime is not running (start it with puff.runtime or the `puff` command)");
+    PyErr_SetString(PyExc_RuntimeError, "the Puff runtime is not running (run your code with puff.run() or a `puff` command)");
     return nullptr;
   }
   if (!on_python_thread()) {
@@ -184,7 +213,7 @@ PyObject* start(Op* op) {
   if (cur != g_hub->main_greenlet) {
     op->mode_ = Op::Mode::Greenlet;
     op->waiter_ = cur;  // the reference from getcurrent, dropped by deliver()
-    g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+    op->link();
     op->launch();
     PyObject* r = switch_to(g_hub->main_greenlet, nullptr);
     if (op->completed_) {
@@ -192,6 +221,14 @@ PyObject* start(Op* op) {
       PyObject* value = op->result();
       delete op;
       return value;
+    }
+    if (op->orphaned_) {  // the runtime stopped while we waited
+      delete op;
+      if (r) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_RuntimeError, "the Puff runtime stopped while this call was pending");
+      }
+      return nullptr;
     }
     // Resumed before the call finished: an exception thrown in (greenlet.throw / kill) or a
     // stray switch. Leave the op to the hub, which frees it when the work completes.
@@ -212,7 +249,7 @@ PyObject* start(Op* op) {
     Py_INCREF(fut);
     op->mode_ = Op::Mode::Future;
     op->waiter_ = fut;
-    g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+    op->link();
     op->launch();
     return fut;
   }
@@ -493,6 +530,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
   h.get_running_loop = grl;
   if (!h.empty_tuple) h.empty_tuple = PyTuple_New(0);
   h.stop_signal.store(0);
+  h.pending.store(0);
   try {
     h.io = std::make_unique<core::IoPool>(s.resolved_io_threads());
   } catch (const std::exception& e) {
@@ -519,6 +557,9 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
     n = n->next;
     c->discard();
   }
+  // Ops whose work never finished (handlers destroyed with the I/O loops).
+  while (g_hub->inflight) g_hub->inflight->discard();
+  g_hub->pending.store(0);
   for (auto& r : g_hub->ready) {
     Py_DECREF(r.greenlet);
     Py_DECREF(r.value);

@@ -53,9 +53,16 @@ class Op : public Completion {
     std::condition_variable cv;
     bool done = false;
   };
+  friend PyObject* runtime_stop(PyObject*, PyObject*);
+  void link();    // Python thread: into the hub's in-flight list
+  void unlink();  // Python thread
+  Op* prev_ = nullptr;  // the hub's in-flight list (greenlet and future modes)
+  Op* next_ = nullptr;
+  bool linked_ = false;
   Mode mode_ = Mode::Greenlet;
   bool completed_ = false;   // Python thread: delivered by the hub
   bool abandoned_ = false;   // Python thread: the waiting greenlet went away
+  bool orphaned_ = false;    // Python thread: dropped at stop; the greenlet frees it if it wakes
   PyObject* waiter_ = nullptr;  // owned: the greenlet or the future
   ThreadWait* thread_wait_ = nullptr;
 };
@@ -88,6 +95,7 @@ struct Hub {
   };
   std::deque<Ready> ready;
   std::atomic<std::int64_t> pending{0};  // ops started and not yet delivered
+  Op* inflight = nullptr;                // Python thread: those ops, for discarding at stop
   std::atomic<int> stop_signal{0};       // nonzero: run_hub() should return
   bool running = false;                  // inside run_hub()
   bool draining = false;
