@@ -64,14 +64,28 @@ void post(IoPool& pool, std::function<void()> fn) { asio::post(pool.next(), std:
 
 namespace puff::core {
 
-void run_after(IoPool& pool, std::uint64_t ms, std::function<void()> fn) {
+namespace {
+
+void arm(asio::io_context& ctx, std::uint64_t ms, std::function<void()> fn) {
   if (ms == 0) {
-    asio::post(pool.next(), std::move(fn));
+    asio::post(ctx, std::move(fn));
     return;
   }
-  auto& ctx = pool.next();
   auto timer = std::make_shared<asio::steady_timer>(ctx, std::chrono::milliseconds(ms));
   timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code&) mutable { fn(); });
+}
+
+}  // namespace
+
+void run_after(IoPool& pool, std::uint64_t ms, std::function<void()> fn) { arm(pool.next(), ms, std::move(fn)); }
+
+void run_after_here(IoPool& pool, std::uint64_t ms, std::function<void()> fn) {
+  int i = IoPool::current_index();
+  arm(i >= 0 ? pool.context(static_cast<std::size_t>(i)) : pool.next(), ms, std::move(fn));
+}
+
+void post_to(IoPool& pool, std::size_t index, std::function<void()> fn) {
+  asio::post(index < pool.size() ? pool.context(index) : pool.next(), std::move(fn));
 }
 
 }  // namespace puff::core

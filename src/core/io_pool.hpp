@@ -59,4 +59,10 @@ namespace puff::core {
  *  If the pool stops first, `fn` is destroyed without running. */
 void run_after(IoPool& pool, std::uint64_t ms, std::function<void()> fn);
 
+/** Same, on the I/O thread we are on (saves a hop). I/O threads only. */
+void run_after_here(IoPool& pool, std::uint64_t ms, std::function<void()> fn);
+
+/** Runs `fn` on I/O thread `index` (round-robin if out of range). Any thread. */
+void post_to(IoPool& pool, std::size_t index, std::function<void()> fn);
+
 }  // namespace puff::core

@@ -111,7 +111,34 @@ void Op::unlink() {
 }
 
 void Op::launch() {
-  core::post(*g_hub->io, [this] { run(); });
+  if (mode_ == Mode::Thread) {
+    core::post(*g_hub->io, [this] { run(); });
+    return;
+  }
+  next = nullptr;
+  if (g_hub->submit_tail) {
+    g_hub->submit_tail->next = this;
+  } else {
+    g_hub->submit_head = this;
+  }
+  g_hub->submit_tail = this;
+  // Inside a scheduler round the batch is flushed when the round ends; otherwise now.
+  if (!g_hub->draining) flush_submissions();
+}
+
+void flush_submissions() noexcept {
+  Hub& h = *g_hub;
+  core::WakeNode* head = h.submit_head;
+  if (!head || !h.io) return;
+  h.submit_head = h.submit_tail = nullptr;
+  std::size_t index = h.submit_rr++ % h.io->size();
+  core::post_to(*h.io, index, [head] {
+    for (core::WakeNode* n = head; n;) {
+      core::WakeNode* following = n->next;  // run() may complete() and reuse `next`
+      static_cast<Op*>(n)->run();
+      n = following;
+    }
+  });
 }
 
 void Op::complete() noexcept {
@@ -292,6 +319,7 @@ bool drain_once() {
     Py_DECREF(g);
     Py_DECREF(value);
   }
+  flush_submissions();
   return !h.ready.empty() || h.queue.has_items();
 }
 
@@ -557,6 +585,7 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
     n = n->next;
     c->discard();
   }
+  g_hub->submit_head = g_hub->submit_tail = nullptr;  // never posted: still in `inflight`
   // Ops whose work never finished (handlers destroyed with the I/O loops).
   while (g_hub->inflight) g_hub->inflight->discard();
   g_hub->pending.store(0);

@@ -41,8 +41,9 @@ class Op : public Completion {
   /** Python thread. Called by the hub; resumes or resolves the caller. */
   void deliver() final;
   void discard() final;
-  /** How the op is started; default posts run() to an I/O thread. Called with the GIL held. */
-  virtual void launch();
+  /** Hands run() to an I/O thread. From the Python thread ops are batched: one post per
+   *  scheduler round carries every op started in it. GIL held. */
+  void launch();
 
   enum class Mode : std::uint8_t { Greenlet, Future, Thread };
 
@@ -96,6 +97,9 @@ struct Hub {
   std::deque<Ready> ready;
   std::atomic<std::int64_t> pending{0};  // ops started and not yet delivered
   Op* inflight = nullptr;                // Python thread: those ops, for discarding at stop
+  core::WakeNode* submit_head = nullptr;  // Python thread: ops launched this round (FIFO)
+  core::WakeNode* submit_tail = nullptr;
+  std::size_t submit_rr = 0;              // which I/O thread gets the next batch
   std::atomic<int> stop_signal{0};       // nonzero: run_hub() should return
   bool running = false;                  // inside run_hub()
   bool draining = false;
@@ -117,6 +121,9 @@ PyObject* set_loop(PyObject* self, PyObject* loop);
 PyObject* wakeup_fd(PyObject* self, PyObject* unused);
 PyObject* stats(PyObject* self, PyObject* unused);
 PyObject* yield_now(PyObject* self, PyObject* unused);
+
+/** Python thread: posts the ops launched so far to an I/O thread (one post for the batch). */
+void flush_submissions() noexcept;
 
 /** True when called on the Python thread. */
 bool on_python_thread() noexcept;

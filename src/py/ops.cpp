@@ -18,10 +18,9 @@ namespace {
 class SleepOp final : public Op {
  public:
   explicit SleepOp(std::uint64_t ms) : ms_(ms) {}
-  void launch() override {
-    core::run_after(*hub()->io, ms_, [this] { complete(); });
+  void run() override {
+    core::run_after_here(*hub()->io, ms_, [this] { complete(); });
   }
-  void run() override {}
   PyObject* result() override { Py_RETURN_NONE; }
 
  private:
