@@ -122,8 +122,31 @@ void Op::launch() {
     g_hub->submit_head = this;
   }
   g_hub->submit_tail = this;
-  // Inside a scheduler round the batch is flushed when the round ends; otherwise now.
-  if (!g_hub->draining) flush_submissions();
+  // Inside a scheduler round the batch is flushed when the round ends. A coroutine on the
+  // loop gets a flush queued behind the other ready callbacks, so concurrent tasks share it.
+  if (g_hub->draining) return;
+  if (mode_ == Mode::Future && g_hub->call_soon) {
+    if (!g_hub->flush_scheduled) {
+      PyObject* r = PyObject_CallOneArg(g_hub->call_soon, g_hub->flush_fn);
+      if (r) {
+        g_hub->flush_scheduled = true;
+        Py_DECREF(r);
+        return;
+      }
+      PyErr_WriteUnraisable(g_hub->call_soon);
+    } else {
+      return;
+    }
+  }
+  flush_submissions();
+}
+
+PyObject* flush(PyObject*, PyObject*) {
+  if (g_hub) {
+    g_hub->flush_scheduled = false;
+    flush_submissions();
+  }
+  Py_RETURN_NONE;
 }
 
 void flush_submissions() noexcept {
@@ -157,18 +180,18 @@ void Op::deliver() {
   if (mode_ == Mode::Future) {
     PyObject* fut = waiter_;
     waiter_ = nullptr;
-    PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
+    PyObject* done = PyObject_CallMethodNoArgs(fut, g_hub->s_done);
     bool skip = !done || PyObject_IsTrue(done);
     Py_XDECREF(done);
     if (!skip) {
       PyObject* value = result();
       PyObject* r;
       if (value) {
-        r = PyObject_CallMethod(fut, "set_result", "O", value);
+        r = PyObject_CallMethodOneArg(fut, g_hub->s_set_result, value);
         Py_DECREF(value);
       } else {
         PyObject* exc = take_exception();
-        r = PyObject_CallMethod(fut, "set_exception", "O", exc);
+        r = PyObject_CallMethodOneArg(fut, g_hub->s_set_exception, exc);
         Py_DECREF(exc);
       }
       if (!r) PyErr_WriteUnraisable(fut);
@@ -268,7 +291,7 @@ PyObject* start(Op* op) {
   }
   Py_DECREF(cur);
   if (puff_loop_running()) {
-    PyObject* fut = PyObject_CallMethod(g_hub->loop, "create_future", nullptr);
+    PyObject* fut = PyObject_CallNoArgs(g_hub->create_future);
     if (!fut) {
       delete op;
       return nullptr;
@@ -453,8 +476,22 @@ PyObject* set_loop(PyObject*, PyObject* loop) {
     PyErr_SetString(PyExc_RuntimeError, "runtime not started");
     return nullptr;
   }
-  Py_XDECREF(g_hub->loop);
-  g_hub->loop = loop == Py_None ? nullptr : Py_NewRef(loop);
+  Py_CLEAR(g_hub->loop);
+  Py_CLEAR(g_hub->create_future);
+  Py_CLEAR(g_hub->call_soon);
+  g_hub->flush_scheduled = false;
+  if (loop != Py_None) {
+    PyObject* cf = PyObject_GetAttrString(loop, "create_future");
+    PyObject* cs = cf ? PyObject_GetAttrString(loop, "call_soon") : nullptr;
+    if (!cs) {
+      Py_XDECREF(cf);
+      return nullptr;
+    }
+    g_hub->loop = Py_NewRef(loop);
+    g_hub->create_future = cf;
+    g_hub->call_soon = cs;
+  }
+  flush_submissions();
   Py_RETURN_NONE;
 }
 
@@ -556,7 +593,16 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
   h.main_greenlet = cur;
   Py_XDECREF(h.get_running_loop);
   h.get_running_loop = grl;
-  if (!h.empty_tuple) h.empty_tuple = PyTuple_New(0);
+  if (!h.empty_tuple) {
+    h.empty_tuple = PyTuple_New(0);
+    h.s_done = PyUnicode_InternFromString("done");
+    h.s_set_result = PyUnicode_InternFromString("set_result");
+    h.s_set_exception = PyUnicode_InternFromString("set_exception");
+    PyObject* mod = PyImport_ImportModule("puff._native");
+    h.flush_fn = mod ? PyObject_GetAttrString(mod, "flush") : nullptr;
+    Py_XDECREF(mod);
+    if (!h.flush_fn) return nullptr;
+  }
   h.stop_signal.store(0);
   h.pending.store(0);
   try {
@@ -595,6 +641,9 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
   }
   g_hub->ready.clear();
   Py_CLEAR(g_hub->loop);
+  Py_CLEAR(g_hub->create_future);
+  Py_CLEAR(g_hub->call_soon);
+  g_hub->flush_scheduled = false;
   Py_CLEAR(g_hub->exit_exc);
   Py_RETURN_NONE;
 }

@@ -100,6 +100,13 @@ struct Hub {
   core::WakeNode* submit_head = nullptr;  // Python thread: ops launched this round (FIFO)
   core::WakeNode* submit_tail = nullptr;
   std::size_t submit_rr = 0;              // which I/O thread gets the next batch
+  bool flush_scheduled = false;           // a loop.call_soon(flush) is pending
+  PyObject* flush_fn = nullptr;           // owned: _native.flush, for loop.call_soon
+  PyObject* create_future = nullptr;      // owned: loop.create_future while the loop is set
+  PyObject* call_soon = nullptr;          // owned: loop.call_soon while the loop is set
+  PyObject* s_done = nullptr;             // interned method names
+  PyObject* s_set_result = nullptr;
+  PyObject* s_set_exception = nullptr;
   std::atomic<int> stop_signal{0};       // nonzero: run_hub() should return
   bool running = false;                  // inside run_hub()
   bool draining = false;
@@ -120,6 +127,7 @@ PyObject* schedule(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 PyObject* set_loop(PyObject* self, PyObject* loop);
 PyObject* wakeup_fd(PyObject* self, PyObject* unused);
 PyObject* stats(PyObject* self, PyObject* unused);
+PyObject* flush(PyObject* self, PyObject* unused);
 PyObject* yield_now(PyObject* self, PyObject* unused);
 
 /** Python thread: posts the ops launched so far to an I/O thread (one post for the batch). */

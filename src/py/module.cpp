@@ -15,6 +15,7 @@ PyMethodDef kMethods[] = {
     {"run_hub", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(run_hub)), METH_FASTCALL,
      "run_hub(signal_fd=-1)\nRuns the greenlet scheduler until stop_hub(). Main greenlet only."},
     {"stop_hub", stop_hub, METH_NOARGS, "stop_hub()\nMakes run_hub() (or the asyncio drain) return soon. Any thread."},
+    {"flush", flush, METH_NOARGS, "flush()\nPosts the native calls started so far to the I/O threads."},
     {"drain", drain, METH_NOARGS, "drain()\nDelivers queued completions; the asyncio reader callback."},
     {"schedule", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(schedule)), METH_FASTCALL,
      "schedule(greenlet, value=None)\nResumes greenlet with value from the hub soon."},
