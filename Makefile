@@ -9,7 +9,6 @@ PIP := $(VENV)/bin/pip
 # ccache keys on absolute paths unless told the repo root; CI clones elsewhere.
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
-CPP_BUILD := build/cpp
 JOBS ?= 2
 
 .PHONY: all deps venv build native-ext cpp-tests test test-cpp test-py run bench-runtime \
@@ -35,12 +34,16 @@ build: venv
 native-ext: build
 	$(PIP) install -q --no-build-isolation --no-deps examples/native_ext
 
+# The C++ core's unit tests, three ways: Release with -Werror, ASan+UBSan, TSan (CMakePresets.json).
+CPP_PRESETS := werror debug-asan debug-tsan
+
 cpp-tests: deps
-	cmake -S . -B $(CPP_BUILD) -G Ninja -DPUFF_PYTHON=OFF -DPUFF_TESTS=ON -DPUFF_WERROR=ON >/dev/null
-	cmake --build $(CPP_BUILD) -j $(JOBS)
+	@for p in $(CPP_PRESETS); do \
+	  cmake --preset $$p >/dev/null && cmake --build --preset $$p -j $(JOBS) >/dev/null || exit 1; \
+	done
 
 test-cpp: cpp-tests
-	ctest --test-dir $(CPP_BUILD) --output-on-failure
+	@for p in $(CPP_PRESETS); do echo "== C++ unit tests ($$p)"; ctest --preset $$p || exit 1; done
 
 test-py: build native-ext
 	$(PY) -m pytest -q tests/py
