@@ -1,6 +1,8 @@
 """puff.toml, .env, PUFF_* variables and flags, seen through the `puff` command."""
 
+import re
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -436,3 +438,22 @@ def test_import_object_forms():
     with pytest.raises(ConfigError, match="No module named 'no_such_pkg_xyz'") as e:
         import_object("no_such_pkg_xyz.mod.attr", "wsgi", ("puff.toml", 4))
     assert str(e.value).startswith("puff.toml:4: wsgi 'no_such_pkg_xyz.mod.attr'")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("doc", ["config.md", "cli.md"])
+def test_toml_examples_in_the_docs_load(project, doc):
+    blocks = re.findall(r"^```toml\n(.*?)^```", (DOCS / doc).read_text(), re.S | re.M)
+    assert blocks
+    for block in blocks:
+        project.write("puff.toml", block)
+        r = project.run("config")
+        assert r.returncode == 0, f"{block}\n{r.stderr}"
+
+
+def test_docs_example_config_is_the_real_one(project):
+    documented = re.search(r"^```toml\n(.*?)^```", (DOCS / "config.md").read_text(), re.S | re.M).group(1)
+    printed = tomllib.loads(project.run("example-config").stdout)
+    assert tomllib.loads(documented) == printed
