@@ -34,7 +34,7 @@ URL_SCHEMES = {
 #: Names a ``[[commands]]`` entry may not take (built-in commands and their aliases).
 BUILTIN_COMMANDS = frozenset(
     {"check", "config", "django", "example-config", "example_config", "pytest", "python",
-     "runserver", "serve", "wait_forever", "wait-forever"}
+     "runserver", "serve", "wait_forever"}
 )
 CORS_BASES = ("Default", "Permissive", "VeryPermissive")
 

@@ -95,13 +95,12 @@ def _main(argv: List[str]) -> int:
     custom = cfg.command(command)
     if custom is not None:
         return _cmd_custom(cfg, custom, args)
-    name = {"wait-forever": "wait_forever"}.get(command, command)
-    if name in ("serve", "runserver"):
+    if command in ("serve", "runserver"):
         raise UsageError(_NO_HTTP)
-    if name == "django" and not cfg.django:
+    if command == "django" and not cfg.django:
         raise UsageError("the django command needs `django = true` in puff.toml"
                          + (f" ({cfg.path})" if cfg.path else ""))
-    handler = _BUILTINS.get(name)
+    handler = _BUILTINS.get(command)
     if handler is None:
         choices = list(_BUILTINS) + [c.command_name for c in cfg.commands]
         close = difflib.get_close_matches(command, choices, n=1)

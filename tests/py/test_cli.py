@@ -167,6 +167,24 @@ def test_signal_stops_a_command_cleanly(app, cmd, sig, code):
     assert "finally ran" in out
 
 
+def test_async_command_gets_global_state_made_in_a_greenlet(project):
+    project.write("app.py", """\
+        import puff
+
+        def make_state():
+            puff.sleep_ms(1)  # a greenlet, even though the command is a coroutine
+            return "state-" + str(puff.is_greenlet())
+
+        async def main():
+            await puff.sleep_ms(1)
+            print(puff.global_state, puff.is_asyncio())
+    """)
+    project.write("puff.toml", "global_state = 'app.make_state'\n[[commands]]\nfunction = 'app.main'\n"
+                               "command_name = 'main'\n")
+    r = project.run("main")
+    assert (r.returncode, r.stdout) == (0, "state-True True\n"), r.stderr
+
+
 def test_global_state_factory_failure_exits_1(app):
     app.write("puff.toml", "global_state = 'app:make_state'\n" + (app.root / "puff.toml").read_text())
     r = app.run("hello")
