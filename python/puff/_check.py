@@ -127,7 +127,6 @@ def probe_redis(url: str, timeout: float = TIMEOUT_S) -> str:
     try:
         if parts.scheme == "rediss":
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
-        note = ""
         if parts.password is not None:
             args = ([unquote(parts.username)] if parts.username else []) + [unquote(parts.password)]
             sock.sendall(_resp("AUTH", *args))
@@ -139,7 +138,7 @@ def probe_redis(url: str, timeout: float = TIMEOUT_S) -> str:
         sock.sendall(_resp("PING"))
         reply = _read_line(sock)
         if reply == b"+PONG":
-            return note
+            return ""
         if reply.startswith(b"-") and (b"NOAUTH" in reply or b"auth" in reply.lower()):
             return "answers, but authentication is required (put the password in the URL): " + (
                 reply[1:].decode(errors="replace"))

@@ -249,7 +249,7 @@ def test_python_repl_ctrl_c_interrupts_the_statement_not_the_console(project):
         proc.stdin.write("import puff\nprint('waiting')\npuff.sleep_ms(20000)\n")
         proc.stdin.flush()
         wait_for_output(proc, "waiting")
-        time.sleep(0.2)
+        time.sleep(0.5)  # let the console enter puff.sleep_ms
         proc.send_signal(signal.SIGINT)
         proc.stdin.write("print('still here', 6 * 7)\n")
         proc.stdin.close()
