@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <deque>
+#include <memory>
 #include <pthread.h>
 #include <thread>
 
@@ -38,22 +39,38 @@ class JobDone final : public Completion {
   PyObject *on_done_, *value_, *exc_;
 };
 
-class BlockingPool {
+class BlockingPool : public std::enable_shared_from_this<BlockingPool> {
  public:
-  explicit BlockingPool(PyInterpreterState* interp) : interp_(interp) {}
+  BlockingPool(PyInterpreterState* interp, unsigned max_threads) : interp_(interp), max_threads_(max_threads) {}
+
+  /** Idle threads exit; busy ones exit after their current job. Queued jobs are dropped (their
+   *  handles never finish: the runtime that would deliver them is gone). GIL held. */
+  void shutdown() {
+    std::deque<Job> dropped;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stopping_ = true;
+      dropped.swap(jobs_);
+    }
+    cv_.notify_all();
+    for (Job& j : dropped) {
+      Py_DECREF(j.fn);
+      Py_DECREF(j.on_done);
+    }
+  }
 
   /** Python thread, GIL held. Takes the job's references. */
-  void submit(Job job, unsigned max_threads) {
+  void submit(Job job) {
     std::unique_lock<std::mutex> lock(m_);
     jobs_.push_back(job);
     ++queued_total_;
-    if (idle_ == 0 && threads_ < max_threads) {
+    if (idle_ == 0 && threads_ < max_threads_) {
       ++threads_;
       lock.unlock();
       sigset_t all, old;
       sigfillset(&all);
       pthread_sigmask(SIG_BLOCK, &all, &old);
-      std::thread([this] { worker(); }).detach();
+      std::thread([self = shared_from_this()] { self->worker(); }).detach();
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return;
     }
@@ -76,8 +93,16 @@ class BlockingPool {
       {
         std::unique_lock<std::mutex> lock(m_);
         ++idle_;
-        cv_.wait(lock, [this] { return !jobs_.empty(); });
+        cv_.wait(lock, [this] { return !jobs_.empty() || stopping_; });
         --idle_;
+        if (stopping_) {
+          --threads_;
+          lock.unlock();
+          PyEval_RestoreThread(ts);
+          PyThreadState_Clear(ts);
+          PyThreadState_DeleteCurrent();
+          return;
+        }
         job = jobs_.front();
         jobs_.pop_front();
       }
@@ -95,12 +120,15 @@ class BlockingPool {
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<Job> jobs_;
+  unsigned max_threads_;
+  bool stopping_ = false;
   unsigned threads_ = 0;
   unsigned idle_ = 0;
   unsigned long long queued_total_ = 0;
 };
 
-BlockingPool* g_pool = nullptr;  // never destroyed: its detached threads may outlive any scope
+// One pool per runtime run; its detached threads hold a reference until they exit.
+std::shared_ptr<BlockingPool> g_pool;
 
 }  // namespace
 
@@ -113,9 +141,16 @@ PyObject* run_blocking(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_SetString(PyExc_RuntimeError, "the Puff runtime is not running");
     return nullptr;
   }
-  if (!g_pool) g_pool = new BlockingPool(PyThreadState_Get()->interp);
-  g_pool->submit(Job{Py_NewRef(args[0]), Py_NewRef(args[1])}, hub()->settings.blocking_threads);
+  if (!g_pool) g_pool = std::make_shared<BlockingPool>(PyThreadState_Get()->interp, hub()->settings.blocking_threads);
+  g_pool->submit(Job{Py_NewRef(args[0]), Py_NewRef(args[1])});
   Py_RETURN_NONE;
+}
+
+void shutdown_blocking_pool() {
+  if (g_pool) {
+    g_pool->shutdown();
+    g_pool.reset();
+  }
 }
 
 PyObject* blocking_stats(PyObject*, PyObject*) {

@@ -1,6 +1,8 @@
 // The hub: the only translation unit that includes greenlet.h (its API table is a per-TU static).
 #include "py/hub.hpp"
 
+#include "py/ops.hpp"
+
 #include <greenlet/greenlet.h>
 
 #include <cstring>
@@ -617,6 +619,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
 
 PyObject* runtime_stop(PyObject*, PyObject*) {
   if (!g_hub || !g_hub->io) Py_RETURN_NONE;
+  shutdown_blocking_pool();
   // Joining the I/O threads can wait for a running handler; do it without the GIL.
   std::unique_ptr<core::IoPool> io = std::move(g_hub->io);
   Py_BEGIN_ALLOW_THREADS

@@ -16,6 +16,8 @@ bool add_ops_types(PyObject* module);
 
 /** run_blocking(fn, on_done): runs fn() on the blocking pool; on_done(value, exc) on the Python thread. */
 PyObject* run_blocking(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+/** Python thread: retires the blocking pool (called by runtime stop). */
+void shutdown_blocking_pool();
 /** blocking_stats() -> dict. */
 PyObject* blocking_stats(PyObject* self, PyObject* unused);
 
