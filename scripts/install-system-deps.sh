@@ -9,7 +9,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   # native libraries (DESIGN.md §5 of native-libraries.md)
   libboost1.81-dev libpq-dev libhiredis-dev libnghttp2-dev libcurl4-openssl-dev
-  libsimdjson-dev libtomlplusplus-dev libgtest-dev
+  libsimdjson-dev libtomlplusplus-dev libgtest-dev libssl-dev zlib1g-dev
+  # fuzzing (libFuzzer comes with clang)
+  clang-14 libclang-rt-14-dev
   # Python (headers for the extension, venv for the project)
   python3-dev python3-venv
   # private services for tests, demo and benchmarks (scripts/services.sh)
