@@ -1,6 +1,7 @@
 // The hub: the only translation unit that includes greenlet.h (its API table is a per-TU static).
 #include "py/hub.hpp"
 
+#include "py/http_bridge.hpp"
 #include "py/ops.hpp"
 
 #include <greenlet/greenlet.h>
@@ -84,6 +85,18 @@ void request_ready_wakeup() {
 }  // namespace
 
 Hub* hub() noexcept { return g_hub; }
+
+PyObject* new_greenlet(PyObject* run) {
+  return reinterpret_cast<PyObject*>(PyGreenlet_New(run, reinterpret_cast<PyGreenlet*>(g_hub->main_greenlet)));
+}
+
+PyObject* switch_greenlet(PyObject* g, PyObject* value) { return switch_to(g, value); }
+
+PyObject* switch_to_hub() { return switch_to(g_hub->main_greenlet, nullptr); }
+
+PyObject* current_greenlet_ref() { return current_greenlet(); }
+
+void hub_after_switch(PyObject* r) { after_switch(r); }
 
 bool on_python_thread() noexcept { return g_hub && PyThread_get_thread_ident() == g_hub->thread_ident; }
 
@@ -619,6 +632,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
 
 PyObject* runtime_stop(PyObject*, PyObject*) {
   if (!g_hub || !g_hub->io) Py_RETURN_NONE;
+  close_http_servers();
   shutdown_blocking_pool();
   // Joining the I/O threads can wait for a running handler; do it without the GIL.
   std::unique_ptr<core::IoPool> io = std::move(g_hub->io);

@@ -130,6 +130,15 @@ PyObject* stats(PyObject* self, PyObject* unused);
 PyObject* flush(PyObject* self, PyObject* unused);
 PyObject* yield_now(PyObject* self, PyObject* unused);
 
+/** Greenlet helpers for code outside hub.cpp (greenlet.h's API table is per translation unit).
+ *  Python thread only. */
+PyObject* new_greenlet(PyObject* run);                 // new ref; parent = the hub
+PyObject* switch_greenlet(PyObject* g, PyObject* value);  // from the hub: run g until it yields
+PyObject* switch_to_hub();                             // from a greenlet: wait to be resumed
+PyObject* current_greenlet_ref();                      // new ref
+/** Hands what a switch into a greenlet returned to the hub's error handling (steals `r`). */
+void hub_after_switch(PyObject* r);
+
 /** Python thread: posts the ops launched so far to an I/O thread (one post for the batch). */
 void flush_submissions() noexcept;
 

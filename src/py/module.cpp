@@ -1,6 +1,7 @@
 // puff._native: the module definition. Every function that may switch greenlets is a raw
 // CPython function (METH_O / METH_NOARGS / METH_FASTCALL), never a pybind11 binding.
 #include "py/hub.hpp"
+#include "py/http_bridge.hpp"
 #include "py/ops.hpp"
 
 namespace puff::py {
@@ -44,7 +45,7 @@ PyModuleDef kModule = {
 PyMODINIT_FUNC PyInit__native() {
   PyObject* m = PyModule_Create(&puff::py::kModule);
   if (!m) return nullptr;
-  if (!puff::py::add_ops_types(m) || !puff::py::add_capi(m)) {
+  if (!puff::py::add_ops_types(m) || !puff::py::add_capi(m) || !puff::py::add_http_types(m)) {
     Py_DECREF(m);
     return nullptr;
   }

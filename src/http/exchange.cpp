@@ -1,0 +1,154 @@
+#include "http/exchange.hpp"
+
+namespace puff::http {
+
+void Exchange::fire(std::function<void()>& w, std::unique_lock<std::mutex>& lock) {
+  std::function<void()> f = std::move(w);
+  w = nullptr;
+  lock.unlock();
+  if (f) f();
+  lock.lock();
+}
+
+Exchange::Read Exchange::read_body(std::size_t max, std::string& out, std::function<void()> on_ready) {
+  bool wake = false;
+  Read r;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    std::size_t avail = body_buf_.size() - body_pos_;
+    if (avail > 0) {
+      std::size_t n = avail < max ? avail : max;
+      out.append(body_buf_, body_pos_, n);
+      body_pos_ += n;
+      if (body_pos_ == body_buf_.size()) {
+        body_buf_.clear();
+        body_pos_ = 0;
+      } else if (body_pos_ > 64 * 1024 && body_pos_ * 2 > body_buf_.size()) {
+        body_buf_.erase(0, body_pos_);
+        body_pos_ = 0;
+      }
+      // The connection may have paused reading at the high-water mark.
+      wake = !body_eof_ && !body_failed_ && !closed_;
+      r = Read::Data;
+    } else if (body_failed_) {
+      r = Read::Error;
+    } else if (body_eof_) {
+      r = Read::Eof;
+    } else {
+      body_waiter_ = std::move(on_ready);
+      wake = true;  // make sure the connection is reading
+      r = Read::WouldBlock;
+    }
+  }
+  if (wake && wake_io) wake_io();
+  return r;
+}
+
+bool Exchange::wait_body(std::function<void()> on_ready) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (body_buf_.size() > body_pos_ || body_eof_ || body_failed_) return false;
+    body_waiter_ = std::move(on_ready);
+  }
+  if (wake_io) wake_io();
+  return true;
+}
+
+std::string Exchange::body_error() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return body_error_;
+}
+
+bool Exchange::write(std::string bytes, bool last) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_ || aborted_) return false;
+    out_queued_ += bytes.size();
+    if (!bytes.empty()) out_.push_back(std::move(bytes));
+    if (last) out_last_ = true;
+  }
+  if (wake_io) wake_io();
+  return true;
+}
+
+std::size_t Exchange::queued() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return out_queued_;
+}
+
+bool Exchange::wait_drained(std::function<void()> on_drained) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (closed_ || out_queued_ <= out_low_water) return false;
+  drain_waiter_ = std::move(on_drained);
+  return true;
+}
+
+void Exchange::abort() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_) return;
+    aborted_ = true;
+  }
+  if (wake_io) wake_io();
+}
+
+bool Exchange::closed() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return closed_;
+}
+
+bool Exchange::io_body_data(std::string_view data) {
+  std::unique_lock<std::mutex> lock(m_);
+  body_buf_.append(data.data(), data.size());
+  if (body_waiter_) fire(body_waiter_, lock);
+  return body_buf_.size() - body_pos_ < body_high_water;
+}
+
+void Exchange::io_body_end() {
+  std::unique_lock<std::mutex> lock(m_);
+  body_eof_ = true;
+  if (body_waiter_) fire(body_waiter_, lock);
+}
+
+void Exchange::io_body_error(std::string why) {
+  std::unique_lock<std::mutex> lock(m_);
+  if (body_eof_) return;
+  body_failed_ = true;
+  body_error_ = std::move(why);
+  if (body_waiter_) fire(body_waiter_, lock);
+}
+
+void Exchange::io_take_output(std::vector<std::string>& out, bool& last, bool& aborted) {
+  std::lock_guard<std::mutex> lock(m_);
+  for (auto& s : out_) out.push_back(std::move(s));
+  out_.clear();
+  last = out_last_;
+  aborted = aborted_;
+}
+
+void Exchange::io_written(std::size_t n) {
+  std::unique_lock<std::mutex> lock(m_);
+  out_queued_ = n > out_queued_ ? 0 : out_queued_ - n;
+  if (drain_waiter_ && out_queued_ <= out_low_water) fire(drain_waiter_, lock);
+}
+
+void Exchange::io_closed() {
+  std::unique_lock<std::mutex> lock(m_);
+  if (closed_) return;
+  closed_ = true;
+  out_.clear();
+  out_queued_ = 0;
+  if (!body_eof_ && !body_failed_) {
+    body_failed_ = true;
+    body_error_ = "client disconnected";
+  }
+  if (body_waiter_) fire(body_waiter_, lock);
+  if (drain_waiter_) fire(drain_waiter_, lock);
+}
+
+bool Exchange::io_wants_body() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return !body_eof_ && !body_failed_ && body_buf_.size() - body_pos_ < body_high_water;
+}
+
+}  // namespace puff::http

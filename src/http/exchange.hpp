@@ -1,0 +1,115 @@
+// One HTTP request/response exchange, shared between the connection's I/O thread and the
+// application side (the Python thread, or any thread in C++ tests).
+//
+// The I/O thread fills the request head once (immutable after dispatch) and streams the request
+// body in; the application reads the body and streams the response out. Both directions are
+// bounded: the connection stops reading the socket while `body_high_water` bytes wait to be
+// read, and the application is told to wait (a drain waiter) while `out_high_water` bytes wait
+// to be written. Waiters are callbacks run on the I/O thread without the lock held; they must
+// only hand work over (e.g. complete an Op), never block.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace puff::http {
+
+struct HeaderField {
+  std::string_view name;  // as sent (case preserved); compare case-insensitively
+  std::string_view value;
+};
+
+class Exchange {
+ public:
+  // ---- the request head: written by the I/O thread before dispatch, then read-only ----------
+  std::string storage;  // backing bytes of every string_view below
+  std::string_view method, target, path, query;
+  int version_minor = 1;
+  std::vector<HeaderField> headers;
+  std::string_view host;
+  bool keep_alive = true;
+  bool has_body = false;           // Content-Length > 0 or chunked
+  bool chunked = false;
+  std::uint64_t content_length = 0;  // when !chunked
+  std::string remote_addr;
+  std::uint16_t remote_port = 0;
+  std::string local_addr;
+  std::uint16_t local_port = 0;
+  bool unix_socket = false;
+  bool tls = false;
+
+  // ---- request body (application side; any thread) --------------------------------------------
+  enum class Read { Data, Eof, WouldBlock, Error };
+  /** Moves up to `max` buffered body bytes into `out` (appends). Data when something was moved,
+   *  Eof when the body is complete and drained, WouldBlock when the caller must wait (then
+   *  `on_ready` is kept and called once, from the I/O thread, when data, the end or an error
+   *  arrives), Error when the body failed (client went away, bad chunk, too large). */
+  Read read_body(std::size_t max, std::string& out, std::function<void()> on_ready);
+  /** Returns false when reading now would not block (data, end or error is there); otherwise
+   *  keeps `on_ready` (called once, on the I/O thread, when that changes) and returns true. */
+  bool wait_body(std::function<void()> on_ready);
+  /** The error text after Read::Error. */
+  std::string body_error() const;
+
+  // ---- response (application side; any thread) -------------------------------------------------
+  /** Queues bytes for the socket (the serialized head, body bytes, chunk framing: the
+   *  application frames them). `last` marks the end of the response. Returns false when the
+   *  connection is gone (the bytes are dropped). */
+  bool write(std::string bytes, bool last);
+  /** Bytes queued and not yet written to the socket. */
+  std::size_t queued() const;
+  /** Called once, on the I/O thread, when queued() drops to `out_low_water` or below, or the
+   *  connection is gone. Returns false (and does not keep `on_drained`) if that is already so. */
+  bool wait_drained(std::function<void()> on_drained);
+  /** The application failed after (or before) sending the head: close the connection. */
+  void abort();
+  /** True once the connection is gone (closed, reset or timed out). */
+  bool closed() const;
+
+  std::size_t body_high_water = 256 * 1024;
+  std::size_t out_high_water = 1024 * 1024;
+  std::size_t out_low_water = 256 * 1024;
+
+  // ---- connection side (the owning I/O thread) ------------------------------------------------
+  /** Set by the connection: posts a "look at the exchange" task to its I/O thread. */
+  std::function<void()> wake_io;
+  /** Body bytes arrived (moves them in). Returns true while the connection may keep reading. */
+  bool io_body_data(std::string_view data);
+  void io_body_end();
+  void io_body_error(std::string why);
+  /** Takes everything queued for the socket; `last` tells whether the response is complete. */
+  void io_take_output(std::vector<std::string>& out, bool& last, bool& aborted);
+  /** Bytes were written; fires the drain waiter if it is due. */
+  void io_written(std::size_t n);
+  /** The connection is gone: fail the body, drop output, fire every waiter. */
+  void io_closed();
+  /** True when the application wants more body and the buffer is below the high-water mark. */
+  bool io_wants_body() const;
+
+ private:
+  void fire(std::function<void()>& w, std::unique_lock<std::mutex>& lock);
+
+  mutable std::mutex m_;
+  // body
+  std::string body_buf_;
+  std::size_t body_pos_ = 0;
+  bool body_eof_ = false;
+  bool body_failed_ = false;
+  std::string body_error_;
+  std::function<void()> body_waiter_;
+  // response
+  std::vector<std::string> out_;
+  std::size_t out_queued_ = 0;  // queued in out_ + handed to the socket, not yet written
+  bool out_last_ = false;
+  bool aborted_ = false;
+  bool closed_ = false;
+  std::function<void()> drain_waiter_;
+};
+
+}  // namespace puff::http

@@ -1,0 +1,630 @@
+#include "http/server.hpp"
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <arpa/inet.h>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_set>
+
+#include "http/chunked.hpp"
+
+namespace puff::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using GenericSocket = asio::generic::stream_protocol::socket;
+
+class Connection;
+
+struct Server::State {
+  ServerOptions opts;
+  std::shared_ptr<Handler> handler;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> accepting{true};
+  std::mutex m;
+  std::unordered_set<std::shared_ptr<Connection>> live;  // for stop/close_all
+  std::vector<std::function<void()>> closers;            // close each listener (on its thread)
+};
+
+// ---- connection -------------------------------------------------------------------------------
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(GenericSocket sock, std::shared_ptr<Server::State> st, bool unix_socket)
+      : sock_(std::move(sock)),
+        timer_(sock_.get_executor()),
+        st_(std::move(st)),
+        unix_(unix_socket),
+        chunked_(st_->opts.limits) {}
+
+  void start() {
+    if (!unix_) {
+      error_code ec;
+      sock_.set_option(tcp::no_delay(true), ec);
+      fill_addresses();
+    }
+    buf_.resize(16 * 1024);
+    arm_timer(st_->opts.header_timeout, /*idle=*/true);
+    read();
+  }
+
+  void post_stop_when_idle() {
+    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->stop_when_idle(); });
+  }
+  void post_close() {
+    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
+
+  /** Graceful: close now if idle, else after the current response. Own thread. */
+  void stop_when_idle() {
+    stopping_ = true;
+    if (!ex_ && end_ == start_) close();
+  }
+
+  void close() {
+    if (closed_) return;
+    auto self = shared_from_this();  // `live` may hold the last other reference
+    closed_ = true;
+    error_code ec;
+    timer_.cancel();
+    sock_.shutdown(asio::socket_base::shutdown_both, ec);
+    sock_.close(ec);
+    if (ex_) {
+      ex_->io_closed();
+      end_exchange();
+    }
+    st_->connections.fetch_sub(1);
+    std::lock_guard<std::mutex> lock(st_->m);
+    st_->live.erase(shared_from_this());
+  }
+
+ private:
+  enum class Body { None, Length, Chunked, Done };
+
+  void fill_addresses() {
+    error_code ec;
+    int fd = sock_.native_handle();
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    auto name = [](const sockaddr_storage& s, std::string& addr, std::uint16_t& port) {
+      char text[64] = {0};
+      if (s.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&s);
+        inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+        port = ntohs(a->sin_port);
+      } else if (s.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
+        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+        port = ntohs(a->sin6_port);
+      }
+      addr = text;
+    };
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, peer_addr_, peer_port_);
+    len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, local_addr_, local_port_);
+  }
+
+  void arm_timer(std::chrono::milliseconds d, bool idle) {
+    timer_idle_ = idle;
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (!ec) self->on_timeout();
+    });
+  }
+
+  void on_timeout() {
+    if (closed_) return;
+    if (timer_idle_ && !ex_ && end_ > start_) {
+      // A partial request head did not complete in time: tell the client, then close.
+      send_error(408, "request head not received in time");
+      return;
+    }
+    close();
+  }
+
+  void read() {
+    if (reading_ || closed_) return;
+    if (end_ == buf_.size()) {
+      if (start_ > 0) {  // compact
+        std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+        end_ -= start_;
+        start_ = 0;
+      } else {
+        std::size_t cap = st_->opts.limits.max_header_bytes + 16 * 1024;
+        if (buf_.size() >= cap && (ex_ == nullptr || body_ == Body::Done)) return;  // hold off: enough buffered
+        buf_.resize(buf_.size() * 2);
+      }
+    }
+    reading_ = true;
+    sock_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
+                          [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
+  }
+
+  void on_read(const error_code& ec, std::size_t n) {
+    reading_ = false;
+    if (closed_) return;
+    if (ec) {
+      close();
+      return;
+    }
+    end_ += n;
+    if (ex_) {
+      if (body_ == Body::Length || body_ == Body::Chunked) {
+        feed_body();
+        if (closed_) return;
+        if (body_ != Body::Done) arm_timer(st_->opts.body_timeout, false);
+      }
+      // While the response is pending keep one read outstanding to notice a disconnect; pause
+      // when the body buffer is full (backpressure) or pipelined bytes pile up.
+      if (body_ == Body::Done || ex_->io_wants_body()) read();
+      return;
+    }
+    parse_next();
+  }
+
+  void parse_next() {
+    if (closed_ || ex_) return;
+    if (start_ == end_) {
+      if (!reading_) start_ = end_ = 0;  // an outstanding read writes at end_: keep it valid
+      if (stopping_) {
+        close();
+        return;
+      }
+      read();
+      return;
+    }
+    std::string_view avail(buf_.data() + start_, end_ - start_);
+    Error err{};
+    Status s = parse_request_head(avail, st_->opts.limits, head_, err);
+    if (s == Status::Incomplete) {
+      if (!timer_idle_) arm_timer(st_->opts.header_timeout, true);
+      read();
+      return;
+    }
+    if (s == Status::Error) {
+      send_error(err.http_status, err.reason);
+      return;
+    }
+    begin_exchange(avail.substr(0, head_.head_size));
+  }
+
+  void begin_exchange(std::string_view head_bytes) {
+    auto ex = std::make_shared<Exchange>();
+    ex->storage.assign(head_bytes.data(), head_bytes.size());
+    RequestHead h;
+    Error err{};
+    parse_request_head(ex->storage, st_->opts.limits, h, err);  // views into ex->storage
+    ex->method = h.method;
+    ex->target = h.target;
+    ex->path = h.path;
+    ex->query = h.query;
+    ex->version_minor = h.version_minor;
+    ex->headers.reserve(h.headers.size());
+    for (auto& f : h.headers) ex->headers.push_back({f.name, f.value});
+    ex->host = h.host;
+    ex->keep_alive = h.keep_alive && !stopping_;
+    ex->chunked = h.chunked;
+    ex->content_length = h.has_content_length ? h.content_length : 0;
+    ex->has_body = h.chunked || (h.has_content_length && h.content_length > 0);
+    ex->remote_addr = peer_addr_;
+    ex->remote_port = peer_port_;
+    ex->local_addr = local_addr_;
+    ex->local_port = local_port_;
+    ex->unix_socket = unix_;
+    start_ += head_bytes.size();
+    timer_.cancel();
+
+    std::weak_ptr<Connection> weak = shared_from_this();
+    auto exec = sock_.get_executor();
+    ex->wake_io = [weak, exec] {
+      asio::post(exec, [weak] {
+        if (auto self = weak.lock()) self->on_wake();
+      });
+    };
+    ex_ = ex;
+    st_->in_flight.fetch_add(1);
+    body_seen_ = 0;
+    if (h.chunked) {
+      body_ = Body::Chunked;
+      chunked_.reset();
+    } else if (ex->has_body) {
+      body_ = Body::Length;
+      body_left_ = h.content_length;
+    } else {
+      body_ = Body::Done;
+      ex->io_body_end();
+    }
+    if (body_ != Body::Done) {
+      if (h.expect_continue && start_ == end_) {
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        pending_.push_back(kContinue);
+        write_pending();
+      }
+      feed_body();
+      if (closed_) return;
+      if (body_ != Body::Done) arm_timer(st_->opts.body_timeout, false);
+    }
+    st_->handler->on_request(ex);
+    read();
+  }
+
+  void feed_body() {
+    std::string_view avail(buf_.data() + start_, end_ - start_);
+    if (avail.empty()) return;
+    if (body_ == Body::Length) {
+      std::size_t n = avail.size() < body_left_ ? avail.size() : static_cast<std::size_t>(body_left_);
+      ex_->io_body_data(avail.substr(0, n));
+      start_ += n;
+      body_left_ -= n;
+      if (body_left_ == 0) {
+        body_ = Body::Done;
+        timer_.cancel();
+        ex_->io_body_end();
+      }
+    } else if (body_ == Body::Chunked) {
+      chunk_out_.clear();
+      std::size_t consumed = 0;
+      Error err{};
+      Status r = chunked_.decode(avail, consumed, chunk_out_, err);
+      for (auto piece : chunk_out_) ex_->io_body_data(piece);
+      start_ += consumed;
+      if (r == Status::Complete) {
+        body_ = Body::Done;
+        timer_.cancel();
+        ex_->io_body_end();
+      } else if (r == Status::Error) {
+        ex_->io_body_error(std::to_string(err.http_status) + " " + std::string(err.reason));
+        body_ = Body::Done;
+        broken_ = true;  // cannot find the next request in this stream
+      }
+    }
+    if (start_ == end_ && !reading_) start_ = end_ = 0;
+  }
+
+  /** Something changed on the exchange (output queued, body consumed). Own thread. */
+  void on_wake() {
+    if (closed_ || !ex_) return;
+    if ((body_ == Body::Length || body_ == Body::Chunked) && !reading_ && ex_->io_wants_body()) read();
+    write_pending();
+  }
+
+  void write_pending() {
+    if (writing_ || closed_) return;
+    bool last = false, aborted = false;
+    if (ex_) ex_->io_take_output(pending_, last, aborted);
+    if (aborted) {
+      close();
+      return;
+    }
+    if (last) response_done_ = true;
+    if (pending_.empty()) {
+      if (response_done_) finish_response();
+      return;
+    }
+    writing_ = true;
+    writing_now_.swap(pending_);
+    pending_.clear();
+    bufs_.clear();
+    std::size_t total = 0;
+    for (auto& s : writing_now_) {
+      bufs_.emplace_back(s.data(), s.size());
+      total += s.size();
+    }
+    asio::async_write(sock_, bufs_, [self = shared_from_this(), total](const error_code& ec, std::size_t n) {
+      self->on_written(ec, n, total);
+    });
+  }
+
+  void on_written(const error_code& ec, std::size_t n, std::size_t total) {
+    writing_ = false;
+    writing_now_.clear();
+    if (closed_) return;
+    if (ec) {
+      close();
+      return;
+    }
+    if (ex_) ex_->io_written(n);
+    write_pending();
+  }
+
+  void finish_response() {
+    if (!ex_) return;
+    bool keep = ex_->keep_alive && !stopping_ && !broken_;
+    if (body_ != Body::Done) {
+      // The application answered without reading the whole body: the rest of it would be
+      // taken for the next request. Closing is the safe choice.
+      keep = false;
+    }
+    end_exchange();
+    response_done_ = false;
+    if (!keep || closing_after_error_) {
+      close();
+      return;
+    }
+    arm_timer(st_->opts.keepalive_timeout, true);
+    parse_next();
+  }
+
+  void end_exchange() {
+    if (!ex_) return;
+    ex_->wake_io = nullptr;
+    ex_.reset();
+    st_->in_flight.fetch_sub(1);
+    body_ = Body::None;
+  }
+
+  void send_error(int status, std::string_view reason) {
+    std::string body(reason);
+    body += "\n";
+    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
+    head += date_header_line();
+    head += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nConnection: close\r\n\r\n";
+    pending_.push_back(std::move(head));
+    pending_.push_back(std::move(body));
+    closing_after_error_ = true;
+    start_ = end_;  // discard the rest of the input
+    writing_ = false;
+    auto self = shared_from_this();
+    std::vector<asio::const_buffer> bufs;
+    writing_now_.swap(pending_);
+    pending_.clear();
+    for (auto& s : writing_now_) bufs.emplace_back(s.data(), s.size());
+    writing_ = true;
+    asio::async_write(sock_, bufs, [self](const error_code&, std::size_t) {
+      self->writing_ = false;
+      self->writing_now_.clear();
+      // Let the client read the answer before the close resets the connection.
+      error_code ec;
+      self->sock_.shutdown(asio::socket_base::shutdown_send, ec);
+      self->close();
+    });
+  }
+
+  GenericSocket sock_;
+  asio::steady_timer timer_;
+  std::shared_ptr<Server::State> st_;
+  bool unix_;
+  std::string peer_addr_, local_addr_;
+  std::uint16_t peer_port_ = 0, local_port_ = 0;
+
+  std::string buf_;
+  std::size_t start_ = 0, end_ = 0;
+  RequestHead head_;
+  std::shared_ptr<Exchange> ex_;
+  Body body_ = Body::None;
+  std::uint64_t body_left_ = 0;
+  std::uint64_t body_seen_ = 0;
+  ChunkedDecoder chunked_;
+  std::vector<std::string_view> chunk_out_;
+
+  std::vector<std::string> pending_, writing_now_;
+  std::vector<asio::const_buffer> bufs_;
+  bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
+  bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;
+};
+
+// ---- listeners --------------------------------------------------------------------------------------
+
+namespace {
+
+template <class Acceptor>
+void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> st, bool unix_socket, int family) {
+  acc->async_accept([acc, st, unix_socket, family](const error_code& ec, typename Acceptor::protocol_type::socket s) {
+    if (ec == asio::error::operation_aborted || !acc->is_open()) return;
+    if (!ec) {
+      if (!st->accepting.load() || st->connections.load() >= st->opts.max_connections) {
+        error_code ignore;
+        s.close(ignore);
+      } else {
+        int proto = unix_socket ? 0 : IPPROTO_TCP;
+        GenericSocket gs(acc->get_executor(), asio::generic::stream_protocol(family, proto), s.release());
+        auto conn = std::make_shared<Connection>(std::move(gs), st, unix_socket);
+        st->connections.fetch_add(1);
+        {
+          std::lock_guard<std::mutex> lock(st->m);
+          st->live.insert(conn);
+        }
+        conn->start();
+      }
+    } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+      // Out of file descriptors: back off briefly instead of spinning.
+      auto t = std::make_shared<asio::steady_timer>(acc->get_executor(), std::chrono::milliseconds(50));
+      t->async_wait([t, acc, st, unix_socket, family](const error_code&) { accept_loop(acc, st, unix_socket, family); });
+      return;
+    }
+    accept_loop(acc, st, unix_socket, family);
+  });
+}
+
+}  // namespace
+
+Server::Server(core::IoPool& io, ServerOptions opts, std::shared_ptr<Handler> handler)
+    : io_(io), state_(std::make_shared<State>()) {
+  state_->opts = opts;
+  state_->handler = std::move(handler);
+}
+
+Server::~Server() {
+  stop_accepting();
+  close_all();
+}
+
+BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port) {
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw std::runtime_error("invalid bind address '" + host + "': " + ec.message());
+  std::uint16_t bound_port = port;
+  for (std::size_t i = 0; i < io_.size(); ++i) {
+    auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
+    tcp::endpoint ep(addr, bound_port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(state_->opts.backlog, ec);
+    if (ec) {
+      std::string where = (addr.is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(bound_port);
+      throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    }
+    if (bound_port == 0) bound_port = acc->local_endpoint().port();
+    accept_loop(acc, state_, false, addr.is_v6() ? AF_INET6 : AF_INET);
+    std::lock_guard<std::mutex> lock(state_->m);
+    state_->closers.push_back([acc] {
+      asio::post(acc->get_executor(), [acc] {
+        error_code ignore;
+        acc->close(ignore);
+      });
+    });
+  }
+  return {addr.to_string(), bound_port, false};
+}
+
+BoundEndpoint Server::listen_unix(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("cannot listen on " + path + ": exists and is not a socket");
+    ::unlink(path.c_str());
+  }
+  auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(io_.context(0));
+  error_code ec;
+  asio::local::stream_protocol::endpoint ep(path);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(state_->opts.backlog, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + path + ": " + ec.message());
+  accept_loop(acc, state_, true, AF_UNIX);
+  std::lock_guard<std::mutex> lock(state_->m);
+  state_->closers.push_back([acc] {
+    asio::post(acc->get_executor(), [acc] {
+      error_code ignore;
+      acc->close(ignore);
+    });
+  });
+  return {path, 0, true};
+}
+
+void Server::listen_fd(int fd) {
+  for (std::size_t i = 0; i < io_.size(); ++i) {
+    int dupfd = ::dup(fd);
+    if (dupfd < 0) throw std::runtime_error("dup of listening socket failed");
+    auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(dupfd, reinterpret_cast<sockaddr*>(&ss), &len);
+    int family = ss.ss_family;
+    error_code ec;
+    acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), dupfd, ec);
+    if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
+    accept_loop(acc, state_, false, family);
+    std::lock_guard<std::mutex> lock(state_->m);
+    state_->closers.push_back([acc] {
+      asio::post(acc->get_executor(), [acc] {
+        error_code ignore;
+        acc->close(ignore);
+      });
+    });
+  }
+}
+
+std::size_t Server::connections() const { return state_->connections.load(); }
+std::size_t Server::in_flight() const { return state_->in_flight.load(); }
+
+void Server::stop_accepting() {
+  state_->accepting.store(false);
+  std::vector<std::function<void()>> closers;
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> lock(state_->m);
+    closers.swap(state_->closers);
+    conns.assign(state_->live.begin(), state_->live.end());
+  }
+  for (auto& c : closers) c();
+  // Connections are touched only on their own thread; find it through the socket's executor.
+  for (auto& c : conns) c->post_stop_when_idle();
+}
+
+void Server::close_all() {
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> lock(state_->m);
+    conns.assign(state_->live.begin(), state_->live.end());
+  }
+  for (auto& c : conns) c->post_close();
+}
+
+// ---- small helpers ------------------------------------------------------------------------------------
+
+std::string_view date_header_line() {
+  thread_local char buf[64];
+  thread_local std::time_t last = 0;
+  thread_local std::size_t len = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    len = std::strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  }
+  return {buf, len};
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
+
+}  // namespace puff::http

@@ -1,0 +1,77 @@
+// The HTTP/1.1 server: listeners on every I/O thread (SO_REUSEPORT, the kernel spreads
+// connections), one connection object per socket living on the thread that accepted it.
+// Requests are handed to a Handler as Exchanges; the application answers through the Exchange
+// from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/io_pool.hpp"
+#include "http/exchange.hpp"
+#include "http/http1_parser.hpp"
+
+namespace puff::http {
+
+struct ServerOptions {
+  Limits limits;
+  std::chrono::milliseconds header_timeout{10000};    // to receive a whole request head
+  std::chrono::milliseconds keepalive_timeout{5000};  // idle between requests
+  std::chrono::milliseconds body_timeout{30000};      // between two reads of a request body
+  std::size_t max_connections = 10000;                // per process; more are accepted and closed
+  int backlog = 1024;
+};
+
+/** Receives requests. on_request runs on the connection's I/O thread and must not block. */
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void on_request(std::shared_ptr<Exchange> ex) = 0;
+};
+
+struct BoundEndpoint {
+  std::string address;  // "127.0.0.1", "::1" or a Unix socket path
+  std::uint16_t port;   // 0 for Unix sockets
+  bool unix_socket;
+};
+
+class Server {
+ public:
+  Server(core::IoPool& io, ServerOptions opts, std::shared_ptr<Handler> handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /** Listens on host:port on every I/O thread (port 0 = pick one, shared by all threads).
+   *  Throws std::runtime_error with the address in the message on failure. Any thread. */
+  BoundEndpoint listen_tcp(const std::string& host, std::uint16_t port);
+  /** Listens on a Unix socket path (a stale socket file is replaced). */
+  BoundEndpoint listen_unix(const std::string& path);
+  /** Listens on an already-bound listening socket (inherited from a supervisor). */
+  void listen_fd(int fd);
+
+  /** Stops accepting; idle connections close, busy ones close after their response. */
+  void stop_accepting();
+  /** Closes every connection now. */
+  void close_all();
+  std::size_t connections() const;
+  std::size_t in_flight() const;
+
+  struct State;  // shared with connections
+
+ private:
+  core::IoPool& io_;
+  std::shared_ptr<State> state_;
+};
+
+/** "Date: <IMF-fixdate>\r\n" for now, cached per second. Any thread. */
+std::string_view date_header_line();
+
+/** The reason phrase for a status code ("OK", "Not Found", ...; "" if unknown). */
+std::string_view reason_phrase(int status);
+
+}  // namespace puff::http

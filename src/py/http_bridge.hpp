@@ -1,0 +1,53 @@
+// The HTTP server's Python side: requests arrive from the I/O threads as completions, run in
+// pooled greenlets (WSGI) and answer through their Exchange.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "http/exchange.hpp"
+#include "http/server.hpp"
+#include "py/hub.hpp"
+
+namespace puff::py {
+
+/** Per-server settings the Python side needs. */
+struct AppSettings {
+  PyObject* wsgi_app = nullptr;  // owned
+  std::size_t max_concurrency = 1000;  // requests running at once; more wait in a FIFO
+  bool multiprocess = false;
+  std::string url_scheme = "http";
+  std::string script_name;  // SCRIPT_NAME prefix (root path), without trailing '/'
+};
+
+/** Python-thread state of one HttpServer: the worker greenlets and the waiting requests. */
+struct AppState {
+  AppSettings settings;
+  std::vector<PyObject*> idle_workers;  // owned greenlets waiting for a request
+  std::size_t running = 0;              // requests being handled
+  std::deque<std::shared_ptr<http::Exchange>> waiting;
+  unsigned long long served = 0;
+  PyObject* worker_fn = nullptr;        // owned: the PyCFunction run by worker greenlets
+};
+
+/** Runs the WSGI application for one exchange in the current greenlet (may switch greenlets).
+ *  Never raises: failures become a 500 or an aborted connection, and are logged. */
+void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex);
+
+/** Suspends the current greenlet until `ex`'s request body has data, ended or failed. */
+bool wait_body_ready(const std::shared_ptr<http::Exchange>& ex);
+/** Suspends the current greenlet until `ex`'s output drained below its low-water mark. */
+bool wait_output_drained(const std::shared_ptr<http::Exchange>& ex);
+
+/** Module setup for the types defined in wsgi_input.cpp / http_server.cpp. */
+bool add_http_types(PyObject* module);
+PyObject* new_wsgi_input(const std::shared_ptr<http::Exchange>& ex);
+
+/** Closes every open HttpServer (runtime stop, before the I/O threads end). */
+void close_http_servers();
+
+/** Writes `msg` and the current exception's traceback to sys.stderr (never raises). */
+void log_exception(const char* msg);
+
+}  // namespace puff::py

@@ -1,0 +1,636 @@
+// PEP 3333: the environ, start_response/write, and the response body with backpressure.
+//
+// Deviations (numbered, as STYLE.md asks):
+//  1. Request headers whose names contain '_' are dropped, so `X_Forwarded_For` cannot pose as
+//     `X-Forwarded-For` (both would become HTTP_X_FORWARDED_FOR); gunicorn and nginx do the same.
+//  2. Repeated headers are joined with ", " (Cookie with "; "), as RFC 9110 §5.3 allows.
+//  3. Hop-by-hop response headers from the application (Connection, Keep-Alive,
+//     Transfer-Encoding, Upgrade) are not forwarded; `Connection: close` is honoured.
+#include "py/http_bridge.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "http/server.hpp"
+
+namespace puff::py {
+
+namespace {
+
+// ---- interned environ keys ------------------------------------------------------------------------
+
+struct Keys {
+  PyObject *request_method, *script_name, *path_info, *query_string, *content_type, *content_length,
+      *server_name, *server_port, *server_protocol, *remote_addr, *remote_port, *wsgi_version, *wsgi_url_scheme,
+      *wsgi_input, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess, *wsgi_run_once, *wsgi_input_terminated,
+      *wsgi_file_wrapper, *http_1_0, *http_1_1, *version_tuple, *empty, *close;
+  PyObject* file_wrapper = nullptr;  // puff._wsgi.FileWrapper (set lazily)
+};
+
+Keys* keys() {
+  static Keys* k = [] {
+    auto* k = new Keys();
+    auto s = [](const char* v) { return PyUnicode_InternFromString(v); };
+    k->request_method = s("REQUEST_METHOD");
+    k->script_name = s("SCRIPT_NAME");
+    k->path_info = s("PATH_INFO");
+    k->query_string = s("QUERY_STRING");
+    k->content_type = s("CONTENT_TYPE");
+    k->content_length = s("CONTENT_LENGTH");
+    k->server_name = s("SERVER_NAME");
+    k->server_port = s("SERVER_PORT");
+    k->server_protocol = s("SERVER_PROTOCOL");
+    k->remote_addr = s("REMOTE_ADDR");
+    k->remote_port = s("REMOTE_PORT");
+    k->wsgi_version = s("wsgi.version");
+    k->wsgi_url_scheme = s("wsgi.url_scheme");
+    k->wsgi_input = s("wsgi.input");
+    k->wsgi_errors = s("wsgi.errors");
+    k->wsgi_multithread = s("wsgi.multithread");
+    k->wsgi_multiprocess = s("wsgi.multiprocess");
+    k->wsgi_run_once = s("wsgi.run_once");
+    k->wsgi_input_terminated = s("wsgi.input_terminated");
+    k->wsgi_file_wrapper = s("wsgi.file_wrapper");
+    k->http_1_0 = s("HTTP/1.0");
+    k->http_1_1 = s("HTTP/1.1");
+    k->version_tuple = Py_BuildValue("(ii)", 1, 0);
+    k->empty = s("");
+    k->close = s("close");
+    return k;
+  }();
+  return k;
+}
+
+bool ieq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+PyObject* latin1(std::string_view s) {
+  return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+}
+
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+int set_item(PyObject* d, PyObject* key, PyObject* value) {
+  if (!value) return -1;
+  int r = PyDict_SetItem(d, key, value);
+  Py_DECREF(value);
+  return r;
+}
+
+PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
+  Keys* k = keys();
+  PyObject* env = PyDict_New();
+  if (!env) return nullptr;
+  bool ok = true;
+  ok &= set_item(env, k->request_method, latin1(ex->method)) == 0;
+  std::string path = percent_decode(ex->path.empty() ? std::string_view("/") : ex->path);
+  const std::string& root = app.settings.script_name;
+  if (!root.empty() && path.compare(0, root.size(), root) == 0 &&
+      (path.size() == root.size() || path[root.size()] == '/')) {
+    ok &= set_item(env, k->script_name, latin1(root)) == 0;
+    ok &= set_item(env, k->path_info, latin1(std::string_view(path).substr(root.size()))) == 0;
+  } else {
+    ok &= set_item(env, k->script_name, latin1(root)) == 0;
+    ok &= set_item(env, k->path_info, latin1(path)) == 0;
+  }
+  ok &= set_item(env, k->query_string, latin1(ex->query)) == 0;
+  ok &= PyDict_SetItem(env, k->server_protocol, ex->version_minor == 0 ? k->http_1_0 : k->http_1_1) == 0;
+  if (ex->unix_socket) {
+    std::string_view host = ex->host;
+    auto colon = host.rfind(':');
+    if (colon != std::string_view::npos && host.find(']') == std::string_view::npos) host = host.substr(0, colon);
+    ok &= set_item(env, k->server_name, latin1(host.empty() ? std::string_view("localhost") : host)) == 0;
+    ok &= set_item(env, k->server_port, latin1(app.settings.url_scheme == "https" ? "443" : "80")) == 0;
+    ok &= PyDict_SetItem(env, k->remote_addr, k->empty) == 0;
+  } else {
+    ok &= set_item(env, k->server_name, latin1(ex->local_addr)) == 0;
+    ok &= set_item(env, k->server_port, PyUnicode_FromFormat("%u", static_cast<unsigned>(ex->local_port))) == 0;
+    ok &= set_item(env, k->remote_addr, latin1(ex->remote_addr)) == 0;
+    ok &= set_item(env, k->remote_port, PyUnicode_FromFormat("%u", static_cast<unsigned>(ex->remote_port))) == 0;
+  }
+  // Headers: CONTENT_TYPE/CONTENT_LENGTH without the prefix, the rest as HTTP_*.
+  std::string name;
+  for (std::size_t i = 0; ok && i < ex->headers.size(); ++i) {
+    const auto& h = ex->headers[i];
+    if (h.name.find('_') != std::string_view::npos) continue;  // deviation 1
+    PyObject* key;
+    if (ieq(h.name, "content-type")) {
+      key = Py_NewRef(k->content_type);
+    } else if (ieq(h.name, "content-length")) {
+      key = Py_NewRef(k->content_length);
+    } else {
+      name.assign("HTTP_");
+      for (char c : h.name) name.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c);
+      key = PyUnicode_InternFromString(name.c_str());
+      if (!key) {
+        ok = false;
+        break;
+      }
+    }
+    PyObject* existing = PyDict_GetItemWithError(env, key);
+    PyObject* value;
+    if (existing) {  // deviation 2
+      const char* sep = ieq(h.name, "cookie") ? "; " : ", ";
+      PyObject* tail = latin1(h.value);
+      PyObject* sepo = tail ? PyUnicode_FromString(sep) : nullptr;
+      PyObject* a = sepo ? PyUnicode_Concat(existing, sepo) : nullptr;
+      value = a ? PyUnicode_Concat(a, tail) : nullptr;
+      Py_XDECREF(a);
+      Py_XDECREF(sepo);
+      Py_XDECREF(tail);
+    } else {
+      value = latin1(h.value);
+    }
+    ok &= set_item(env, key, value) == 0;
+    Py_DECREF(key);
+  }
+  if (ok && !ex->chunked && ex->content_length > 0 && !PyDict_Contains(env, k->content_length))
+    ok &= set_item(env, k->content_length, PyUnicode_FromFormat("%llu", static_cast<unsigned long long>(ex->content_length))) == 0;
+  ok &= PyDict_SetItem(env, k->wsgi_version, k->version_tuple) == 0;
+  ok &= set_item(env, k->wsgi_url_scheme, latin1(app.settings.url_scheme)) == 0;
+  ok &= set_item(env, k->wsgi_input, new_wsgi_input(ex)) == 0;
+  PyObject* err = PySys_GetObject("stderr");  // borrowed
+  ok &= PyDict_SetItem(env, k->wsgi_errors, err ? err : Py_None) == 0;
+  ok &= PyDict_SetItem(env, k->wsgi_multithread, Py_False) == 0;
+  ok &= PyDict_SetItem(env, k->wsgi_multiprocess, app.settings.multiprocess ? Py_True : Py_False) == 0;
+  ok &= PyDict_SetItem(env, k->wsgi_run_once, Py_False) == 0;
+  ok &= PyDict_SetItem(env, k->wsgi_input_terminated, Py_True) == 0;
+  if (!k->file_wrapper) {
+    PyObject* mod = PyImport_ImportModule("puff._wsgi");
+    k->file_wrapper = mod ? PyObject_GetAttrString(mod, "FileWrapper") : nullptr;
+    Py_XDECREF(mod);
+    if (!k->file_wrapper) ok = false;
+  }
+  if (ok) ok &= PyDict_SetItem(env, k->wsgi_file_wrapper, k->file_wrapper) == 0;
+  if (!ok) {
+    Py_DECREF(env);
+    return nullptr;
+  }
+  return env;
+}
+
+// ---- the response --------------------------------------------------------------------------------
+
+/** One request's response state. Lives inside the start_response object. */
+struct Response {
+  std::shared_ptr<http::Exchange> ex;
+  bool head_request = false;
+  bool started = false;     // start_response called
+  bool head_sent = false;
+  int status = 0;
+  std::string status_line;  // "200 OK"
+  std::string headers;      // "Name: value\r\n"..., hop-by-hop removed
+  bool has_length = false;
+  std::uint64_t length = 0;
+  std::uint64_t sent = 0;
+  bool chunked = false;
+  bool close = false;       // the app asked for Connection: close, or HTTP/1.0 without length
+  bool no_body = false;     // 1xx/204/304 or HEAD
+  bool has_date = false;
+
+  /** Serializes the head; `body_size` is the whole body when known (fast path), else -1. */
+  std::string head(long long body_size) {
+    std::string h;
+    h.reserve(128 + headers.size());
+    h.append(ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    h.append(status_line);
+    h.append("\r\n");
+    h.append(headers);
+    if (!has_date) h.append(http::date_header_line());
+    bool body_forbidden = status < 200 || status == 204 || status == 304;
+    if (!has_length && !body_forbidden) {
+      if (body_size >= 0) {
+        has_length = true;
+        length = static_cast<std::uint64_t>(body_size);
+        h.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n");
+      } else if (ex->version_minor >= 1 && !head_request) {
+        chunked = true;
+        h.append("Transfer-Encoding: chunked\r\n");
+      } else if (!head_request) {
+        close = true;  // HTTP/1.0: the body ends when the connection does
+      }
+    }
+    bool keep = ex->keep_alive && !close;
+    if (!keep) {
+      ex->keep_alive = false;
+      h.append("Connection: close\r\n");
+    } else if (ex->version_minor == 0) {
+      h.append("Connection: keep-alive\r\n");
+    }
+    h.append("\r\n");
+    head_sent = true;
+    no_body = head_request || body_forbidden;
+    return h;
+  }
+
+  /** Appends body bytes to `out`, framing and clamping them. */
+  void frame(std::string& out, const char* data, std::size_t n) {
+    if (no_body || n == 0) return;
+    if (has_length) {
+      std::uint64_t room = length > sent ? length - sent : 0;
+      if (n > room) {
+        n = static_cast<std::size_t>(room);  // never send more than announced
+        close = true;
+      }
+      out.append(data, n);
+      sent += n;
+      return;
+    }
+    if (chunked) {
+      char size[24];
+      int len = std::snprintf(size, sizeof size, "%zx\r\n", n);
+      out.append(size, static_cast<std::size_t>(len));
+      out.append(data, n);
+      out.append("\r\n");
+      sent += n;
+      return;
+    }
+    out.append(data, n);
+    sent += n;
+  }
+
+  std::string finish_bytes() {
+    if (chunked && !no_body) return "0\r\n\r\n";
+    if (has_length && sent < length && !no_body) ex->keep_alive = false;  // short body: close
+    return {};
+  }
+};
+
+struct StartResponseObject {
+  PyObject_HEAD
+  Response* r;
+};
+
+bool parse_status(PyObject* status, Response& r) {
+  if (!PyUnicode_Check(status)) {
+    PyErr_SetString(PyExc_TypeError, "start_response: status must be a str like '200 OK'");
+    return false;
+  }
+  Py_ssize_t n;
+  const char* s = PyUnicode_AsUTF8AndSize(status, &n);
+  if (!s) return false;
+  if (n < 3 || !(s[0] >= '1' && s[0] <= '5') || !(s[1] >= '0' && s[1] <= '9') || !(s[2] >= '0' && s[2] <= '9') ||
+      (n > 3 && s[3] != ' ')) {
+    PyErr_Format(PyExc_ValueError, "start_response: malformed status %R (want '200 OK')", status);
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') {
+      PyErr_SetString(PyExc_ValueError, "start_response: control character in status");
+      return false;
+    }
+  }
+  r.status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+  r.status_line.assign(s, static_cast<std::size_t>(n));
+  if (n == 3) {
+    r.status_line.push_back(' ');
+    r.status_line.append(http::reason_phrase(r.status));
+  }
+  return true;
+}
+
+bool valid_header_text(const char* s, Py_ssize_t n, bool name) {
+  if (name && n == 0) return false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '\r' || c == '\n' || c == 0) return false;
+    if (name && (c <= ' ' || c == ':' || c >= 127)) return false;
+  }
+  return true;
+}
+
+bool parse_headers(PyObject* headers, Response& r) {
+  if (!PyList_Check(headers)) {
+    PyErr_SetString(PyExc_TypeError, "start_response: headers must be a list of (name, value) tuples");
+    return false;
+  }
+  r.headers.clear();
+  r.has_length = r.close = r.has_date = false;
+  Py_ssize_t count = PyList_GET_SIZE(headers);
+  for (Py_ssize_t i = 0; i < count; ++i) {
+    PyObject* item = PyList_GET_ITEM(headers, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
+      PyErr_Format(PyExc_TypeError, "start_response: header %zd must be a (str, str) tuple, got %R", i, item);
+      return false;
+    }
+    Py_ssize_t nn, vn;
+    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nn);
+    const char* value = name ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vn) : nullptr;
+    if (!value) return false;
+    if (!valid_header_text(name, nn, true) || !valid_header_text(value, vn, false)) {
+      PyErr_Format(PyExc_ValueError, "start_response: invalid header %R", item);
+      return false;
+    }
+    std::string_view nv(name, static_cast<std::size_t>(nn)), vv(value, static_cast<std::size_t>(vn));
+    if (ieq(nv, "content-length")) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long len = std::strtoull(value, &end, 10);
+      if (vn == 0 || end != value + vn || errno || value[0] == '-') {
+        PyErr_Format(PyExc_ValueError, "start_response: bad Content-Length %R", PyTuple_GET_ITEM(item, 1));
+        return false;
+      }
+      r.has_length = true;
+      r.length = len;
+    } else if (ieq(nv, "connection")) {  // deviation 3
+      if (vv.find("close") != std::string_view::npos || vv.find("Close") != std::string_view::npos) r.close = true;
+      continue;
+    } else if (ieq(nv, "transfer-encoding") || ieq(nv, "keep-alive") || ieq(nv, "upgrade")) {
+      continue;
+    } else if (ieq(nv, "date")) {
+      r.has_date = true;
+    }
+    r.headers.append(nv).append(": ").append(vv).append("\r\n");
+  }
+  return true;
+}
+
+bool send(Response& r, std::string bytes, bool last) {
+  if (!r.ex->write(std::move(bytes), last)) return false;  // client gone
+  if (!last && r.ex->queued() > r.ex->out_high_water) return wait_output_drained(r.ex);
+  return true;
+}
+
+Response* live_response(PyObject* o) {
+  Response* r = reinterpret_cast<StartResponseObject*>(o)->r;
+  if (!r) PyErr_SetString(PyExc_RuntimeError, "this WSGI response is already finished");
+  return r;
+}
+
+PyObject* start_response_call(PyObject* o, PyObject* args, PyObject* kwargs) {
+  Response* rp = live_response(o);
+  if (!rp) return nullptr;
+  Response& r = *rp;
+  PyObject *status, *headers, *exc_info = Py_None;
+  static const char* kwlist[] = {"status", "headers", "exc_info", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", const_cast<char**>(kwlist), &status, &headers,
+                                   &exc_info))
+    return nullptr;
+  if (exc_info != Py_None) {
+    if (r.head_sent) {  // PEP 3333: re-raise, the response cannot be changed any more
+      if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+        PyErr_SetString(PyExc_TypeError, "exc_info must be a sys.exc_info() tuple");
+        return nullptr;
+      }
+      PyObject* val = PyTuple_GET_ITEM(exc_info, 1);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(val)), val);
+      return nullptr;
+    }
+  } else if (r.started) {
+    PyErr_SetString(PyExc_RuntimeError, "start_response called twice without exc_info");
+    return nullptr;
+  }
+  Response trial;
+  trial.ex = r.ex;
+  if (!parse_status(status, trial) || !parse_headers(headers, trial)) return nullptr;
+  r.status = trial.status;
+  r.status_line = std::move(trial.status_line);
+  r.headers = std::move(trial.headers);
+  r.has_length = trial.has_length;
+  r.length = trial.length;
+  r.close = trial.close;
+  r.has_date = trial.has_date;
+  r.started = true;
+  return PyObject_GetAttrString(o, "write");
+}
+
+PyObject* write_method(PyObject* o, PyObject* data) {
+  Response* rp = live_response(o);
+  if (!rp) return nullptr;
+  Response& r = *rp;
+  if (!r.started) {
+    PyErr_SetString(PyExc_RuntimeError, "write() called before start_response()");
+    return nullptr;
+  }
+  Py_buffer view;
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  std::string out;
+  if (!r.head_sent) out = r.head(-1);
+  r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+  PyBuffer_Release(&view);
+  if (!send(r, std::move(out), false)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ConnectionResetError, "client disconnected");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef start_response_methods[] = {
+    {"write", write_method, METH_O, "write(data): PEP 3333's legacy write callable."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+void start_response_dealloc(PyObject* o) { PyObject_Free(o); }
+
+PyTypeObject StartResponseType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.StartResponse";
+  t.tp_basicsize = sizeof(StartResponseObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "start_response(status, headers, exc_info=None) for one WSGI request.";
+  t.tp_call = start_response_call;
+  t.tp_dealloc = start_response_dealloc;
+  t.tp_methods = start_response_methods;
+  return t;
+}();
+
+void send_error_response(Response& r, int status, const char* text) {
+  std::string body(text);
+  std::string h = (r.ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
+                  std::string(http::reason_phrase(status)) + "\r\n";
+  h.append(http::date_header_line());
+  h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ").append(std::to_string(body.size()));
+  h.append("\r\nConnection: close\r\n\r\n");
+  r.ex->keep_alive = false;
+  if (!r.head_request) h += body;
+  r.ex->write(std::move(h), true);
+}
+
+/** Iterates the app's result and sends it. Returns false with an exception set on failure. */
+bool send_body(Response& r, PyObject* result) {
+  // Fast path: a list or tuple of bytes (the common `return [b"..."]`) is sent in one write,
+  // with its Content-Length.
+  if ((PyList_CheckExact(result) || PyTuple_CheckExact(result))) {
+    PyObject* seq = result;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject** items = PySequence_Fast_ITEMS(seq);
+    std::size_t total = 0;
+    bool all_bytes = true;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      if (!PyBytes_CheckExact(items[i])) {
+        all_bytes = false;
+        break;
+      }
+      total += static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]));
+    }
+    if (all_bytes && r.started && !r.head_sent) {
+      std::string out = r.head(static_cast<long long>(total));
+      out.reserve(out.size() + total);
+      for (Py_ssize_t i = 0; i < n; ++i)
+        r.frame(out, PyBytes_AS_STRING(items[i]), static_cast<std::size_t>(PyBytes_GET_SIZE(items[i])));
+      out += r.finish_bytes();
+      r.ex->write(std::move(out), true);
+      return true;
+    }
+  }
+  PyObject* it = PyObject_GetIter(result);
+  if (!it) return false;
+  for (;;) {
+    PyObject* item = PyIter_Next(it);
+    if (!item) break;
+    Py_buffer view;
+    if (!PyBytes_Check(item) && !PyByteArray_Check(item) && !PyMemoryView_Check(item)) {
+      PyErr_Format(PyExc_TypeError, "WSGI response body items must be bytes, got %.100s", Py_TYPE(item)->tp_name);
+      Py_DECREF(item);
+      break;
+    }
+    if (PyObject_GetBuffer(item, &view, PyBUF_SIMPLE) < 0) {
+      Py_DECREF(item);
+      break;
+    }
+    if (view.len > 0 || !r.head_sent) {
+      if (!r.started) {
+        PyBuffer_Release(&view);
+        Py_DECREF(item);
+        PyErr_SetString(PyExc_RuntimeError, "WSGI app returned a body before calling start_response()");
+        break;
+      }
+      std::string out;
+      if (!r.head_sent && view.len > 0) out = r.head(-1);
+      r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+      PyBuffer_Release(&view);
+      Py_DECREF(item);
+      if (!out.empty() && !send(r, std::move(out), false)) {
+        if (!PyErr_Occurred()) {
+          Py_DECREF(it);
+          return true;  // the client went away: stop producing, close() still runs
+        }
+        break;
+      }
+    } else {
+      PyBuffer_Release(&view);
+      Py_DECREF(item);
+    }
+  }
+  Py_DECREF(it);
+  if (PyErr_Occurred()) return false;
+  if (!r.started) {
+    PyErr_SetString(PyExc_RuntimeError, "WSGI app returned without calling start_response()");
+    return false;
+  }
+  std::string out;
+  if (!r.head_sent) out = r.head(0);
+  out += r.finish_bytes();
+  r.ex->write(std::move(out), true);
+  return true;
+}
+
+bool call_close(PyObject* result) {
+  PyObject* close = PyObject_GetAttr(result, keys()->close);
+  if (!close) {
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+      PyErr_Clear();
+      return true;
+    }
+    return false;
+  }
+  PyObject* r = PyObject_CallNoArgs(close);
+  Py_DECREF(close);
+  Py_XDECREF(r);
+  return r != nullptr;
+}
+
+}  // namespace
+
+void log_exception(const char* msg) {
+  PyObject* exc = take_exception();
+  PyObject* err = PySys_GetObject("stderr");
+  if (err) {
+    PyFile_WriteString("puff: ", err);
+    PyFile_WriteString(msg, err);
+    PyFile_WriteString("\n", err);
+  }
+  if (exc) {
+    PyObject* tb_mod = PyImport_ImportModule("traceback");
+    PyObject* r = tb_mod ? PyObject_CallMethod(tb_mod, "print_exception", "O", exc) : nullptr;
+    Py_XDECREF(r);
+    Py_XDECREF(tb_mod);
+    Py_DECREF(exc);
+  }
+  PyErr_Clear();
+}
+
+void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
+  Response r;
+  r.ex = ex;
+  r.head_request = ex->method == "HEAD";
+  PyObject* environ = build_environ(app, ex);
+  if (!environ) {
+    log_exception("could not build the WSGI environ");
+    send_error_response(r, 500, "Internal Server Error");
+    return;
+  }
+  auto* sr = PyObject_New(StartResponseObject, &StartResponseType);
+  if (!sr) {
+    Py_DECREF(environ);
+    log_exception("out of memory");
+    send_error_response(r, 500, "Internal Server Error");
+    return;
+  }
+  sr->r = &r;
+  PyObject* result = PyObject_CallFunctionObjArgs(app.settings.wsgi_app, environ, sr, nullptr);
+  bool ok = result != nullptr;
+  if (ok) ok = send_body(r, result);
+  if (!ok) {
+    log_exception("WSGI application failed");
+    if (!r.head_sent) {
+      send_error_response(r, 500, "Internal Server Error");
+    } else {
+      ex->abort();  // the head is out: the only honest signal left is a broken connection
+    }
+  }
+  if (result && !call_close(result)) log_exception("WSGI response close() failed");
+  Py_XDECREF(result);
+  sr->r = nullptr;
+  Py_DECREF(reinterpret_cast<PyObject*>(sr));
+  Py_DECREF(environ);
+}
+
+bool add_wsgi_types(PyObject* module) {
+  if (PyType_Ready(&StartResponseType) < 0) return false;
+  Py_INCREF(&StartResponseType);
+  return PyModule_AddObject(module, "StartResponse", reinterpret_cast<PyObject*>(&StartResponseType)) == 0;
+}
+
+}  // namespace puff::py
