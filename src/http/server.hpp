@@ -14,6 +14,7 @@
 #include "core/io_pool.hpp"
 #include "http/exchange.hpp"
 #include "http/http1_parser.hpp"
+#include "http/response.hpp"
 
 namespace puff::http {
 
@@ -68,10 +69,5 @@ class Server {
   std::shared_ptr<State> state_;
 };
 
-/** "Date: <IMF-fixdate>\r\n" for now, cached per second. Any thread. */
-std::string_view date_header_line();
-
-/** The reason phrase for a status code ("OK", "Not Found", ...; "" if unknown). */
-std::string_view reason_phrase(int status);
 
 }  // namespace puff::http

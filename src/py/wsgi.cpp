@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string>
 
+#include "http/response.hpp"
 #include "http/server.hpp"
 
 namespace puff::py {
@@ -204,85 +205,22 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
 /** One request's response state. Lives inside the start_response object. */
 struct Response {
   std::shared_ptr<http::Exchange> ex;
-  bool head_request = false;
-  bool started = false;     // start_response called
-  bool head_sent = false;
-  int status = 0;
-  std::string status_line;  // "200 OK"
-  std::string headers;      // "Name: value\r\n"..., hop-by-hop removed
-  bool has_length = false;
-  std::uint64_t length = 0;
-  std::uint64_t sent = 0;
-  bool chunked = false;
-  bool close = false;       // the app asked for Connection: close, or HTTP/1.0 without length
-  bool no_body = false;     // 1xx/204/304 or HEAD
-  bool has_date = false;
+  http::ResponseWriter w;
+  bool started = false;  // start_response called
 
-  /** Serializes the head; `body_size` is the whole body when known (fast path), else -1. */
+  explicit Response(const std::shared_ptr<http::Exchange>& e)
+      : ex(e), w(e->version_minor, e->keep_alive, e->method == "HEAD") {}
+
   std::string head(long long body_size) {
-    std::string h;
-    h.reserve(128 + headers.size());
-    h.append(ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    h.append(status_line);
-    h.append("\r\n");
-    h.append(headers);
-    if (!has_date) h.append(http::date_header_line());
-    bool body_forbidden = status < 200 || status == 204 || status == 304;
-    if (!has_length && !body_forbidden) {
-      if (body_size >= 0) {
-        has_length = true;
-        length = static_cast<std::uint64_t>(body_size);
-        h.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n");
-      } else if (ex->version_minor >= 1 && !head_request) {
-        chunked = true;
-        h.append("Transfer-Encoding: chunked\r\n");
-      } else if (!head_request) {
-        close = true;  // HTTP/1.0: the body ends when the connection does
-      }
-    }
-    bool keep = ex->keep_alive && !close;
-    if (!keep) {
-      ex->keep_alive = false;
-      h.append("Connection: close\r\n");
-    } else if (ex->version_minor == 0) {
-      h.append("Connection: keep-alive\r\n");
-    }
-    h.append("\r\n");
-    head_sent = true;
-    no_body = head_request || body_forbidden;
+    std::string h = w.head(body_size);
+    ex->keep_alive = w.keep_alive();
     return h;
   }
-
-  /** Appends body bytes to `out`, framing and clamping them. */
-  void frame(std::string& out, const char* data, std::size_t n) {
-    if (no_body || n == 0) return;
-    if (has_length) {
-      std::uint64_t room = length > sent ? length - sent : 0;
-      if (n > room) {
-        n = static_cast<std::size_t>(room);  // never send more than announced
-        close = true;
-      }
-      out.append(data, n);
-      sent += n;
-      return;
-    }
-    if (chunked) {
-      char size[24];
-      int len = std::snprintf(size, sizeof size, "%zx\r\n", n);
-      out.append(size, static_cast<std::size_t>(len));
-      out.append(data, n);
-      out.append("\r\n");
-      sent += n;
-      return;
-    }
-    out.append(data, n);
-    sent += n;
-  }
-
+  void frame(std::string& out, const char* data, std::size_t n) { w.frame(out, data, n); }
   std::string finish_bytes() {
-    if (chunked && !no_body) return "0\r\n\r\n";
-    if (has_length && sent < length && !no_body) ex->keep_alive = false;  // short body: close
-    return {};
+    std::string f = w.finish();
+    ex->keep_alive = w.keep_alive();
+    return f;
   }
 };
 
@@ -291,7 +229,7 @@ struct StartResponseObject {
   Response* r;
 };
 
-bool parse_status(PyObject* status, Response& r) {
+bool parse_status(PyObject* status, http::ResponseWriter& w) {
   if (!PyUnicode_Check(status)) {
     PyErr_SetString(PyExc_TypeError, "start_response: status must be a str like '200 OK'");
     return false;
@@ -299,43 +237,20 @@ bool parse_status(PyObject* status, Response& r) {
   Py_ssize_t n;
   const char* s = PyUnicode_AsUTF8AndSize(status, &n);
   if (!s) return false;
-  if (n < 3 || !(s[0] >= '1' && s[0] <= '5') || !(s[1] >= '0' && s[1] <= '9') || !(s[2] >= '0' && s[2] <= '9') ||
-      (n > 3 && s[3] != ' ')) {
-    PyErr_Format(PyExc_ValueError, "start_response: malformed status %R (want '200 OK')", status);
+  std::string_view err = w.set_status_line(std::string_view(s, static_cast<std::size_t>(n)));
+  if (!err.empty()) {
+    PyErr_Format(PyExc_ValueError, "start_response: %s: %R", std::string(err).c_str(), status);
     return false;
   }
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') {
-      PyErr_SetString(PyExc_ValueError, "start_response: control character in status");
-      return false;
-    }
-  }
-  r.status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-  r.status_line.assign(s, static_cast<std::size_t>(n));
-  if (n == 3) {
-    r.status_line.push_back(' ');
-    r.status_line.append(http::reason_phrase(r.status));
-  }
   return true;
 }
 
-bool valid_header_text(const char* s, Py_ssize_t n, bool name) {
-  if (name && n == 0) return false;
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\r' || c == '\n' || c == 0) return false;
-    if (name && (c <= ' ' || c == ':' || c >= 127)) return false;
-  }
-  return true;
-}
-
-bool parse_headers(PyObject* headers, Response& r) {
+bool parse_headers(PyObject* headers, http::ResponseWriter& w) {
   if (!PyList_Check(headers)) {
     PyErr_SetString(PyExc_TypeError, "start_response: headers must be a list of (name, value) tuples");
     return false;
   }
-  r.headers.clear();
-  r.has_length = r.close = r.has_date = false;
+  w.clear_headers();
   Py_ssize_t count = PyList_GET_SIZE(headers);
   for (Py_ssize_t i = 0; i < count; ++i) {
     PyObject* item = PyList_GET_ITEM(headers, i);
@@ -348,30 +263,12 @@ bool parse_headers(PyObject* headers, Response& r) {
     const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nn);
     const char* value = name ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vn) : nullptr;
     if (!value) return false;
-    if (!valid_header_text(name, nn, true) || !valid_header_text(value, vn, false)) {
-      PyErr_Format(PyExc_ValueError, "start_response: invalid header %R", item);
+    std::string_view err = w.add_header(std::string_view(name, static_cast<std::size_t>(nn)),
+                                        std::string_view(value, static_cast<std::size_t>(vn)));
+    if (!err.empty()) {
+      PyErr_Format(PyExc_ValueError, "start_response: %s: %R", std::string(err).c_str(), item);
       return false;
     }
-    std::string_view nv(name, static_cast<std::size_t>(nn)), vv(value, static_cast<std::size_t>(vn));
-    if (ieq(nv, "content-length")) {
-      char* end = nullptr;
-      errno = 0;
-      unsigned long long len = std::strtoull(value, &end, 10);
-      if (vn == 0 || end != value + vn || errno || value[0] == '-') {
-        PyErr_Format(PyExc_ValueError, "start_response: bad Content-Length %R", PyTuple_GET_ITEM(item, 1));
-        return false;
-      }
-      r.has_length = true;
-      r.length = len;
-    } else if (ieq(nv, "connection")) {  // deviation 3
-      if (vv.find("close") != std::string_view::npos || vv.find("Close") != std::string_view::npos) r.close = true;
-      continue;
-    } else if (ieq(nv, "transfer-encoding") || ieq(nv, "keep-alive") || ieq(nv, "upgrade")) {
-      continue;
-    } else if (ieq(nv, "date")) {
-      r.has_date = true;
-    }
-    r.headers.append(nv).append(": ").append(vv).append("\r\n");
   }
   return true;
 }
@@ -398,7 +295,7 @@ PyObject* start_response_call(PyObject* o, PyObject* args, PyObject* kwargs) {
                                    &exc_info))
     return nullptr;
   if (exc_info != Py_None) {
-    if (r.head_sent) {  // PEP 3333: re-raise, the response cannot be changed any more
+    if (r.w.head_sent()) {  // PEP 3333: re-raise, the response cannot be changed any more
       if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
         PyErr_SetString(PyExc_TypeError, "exc_info must be a sys.exc_info() tuple");
         return nullptr;
@@ -411,16 +308,9 @@ PyObject* start_response_call(PyObject* o, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_RuntimeError, "start_response called twice without exc_info");
     return nullptr;
   }
-  Response trial;
-  trial.ex = r.ex;
+  http::ResponseWriter trial(r.ex->version_minor, r.ex->keep_alive, r.ex->method == "HEAD");
   if (!parse_status(status, trial) || !parse_headers(headers, trial)) return nullptr;
-  r.status = trial.status;
-  r.status_line = std::move(trial.status_line);
-  r.headers = std::move(trial.headers);
-  r.has_length = trial.has_length;
-  r.length = trial.length;
-  r.close = trial.close;
-  r.has_date = trial.has_date;
+  r.w = std::move(trial);
   r.started = true;
   return PyObject_GetAttrString(o, "write");
 }
@@ -436,7 +326,7 @@ PyObject* write_method(PyObject* o, PyObject* data) {
   Py_buffer view;
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
   std::string out;
-  if (!r.head_sent) out = r.head(-1);
+  if (!r.w.head_sent()) out = r.head(-1);
   r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
   PyBuffer_Release(&view);
   if (!send(r, std::move(out), false)) {
@@ -466,6 +356,7 @@ PyTypeObject StartResponseType = [] {
 }();
 
 void send_error_response(Response& r, int status, const char* text) {
+  bool head_request = r.ex->method == "HEAD";
   std::string body(text);
   std::string h = (r.ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
                   std::string(http::reason_phrase(status)) + "\r\n";
@@ -473,7 +364,7 @@ void send_error_response(Response& r, int status, const char* text) {
   h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ").append(std::to_string(body.size()));
   h.append("\r\nConnection: close\r\n\r\n");
   r.ex->keep_alive = false;
-  if (!r.head_request) h += body;
+  if (!head_request) h += body;
   r.ex->write(std::move(h), true);
 }
 
@@ -494,7 +385,7 @@ bool send_body(Response& r, PyObject* result) {
       }
       total += static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]));
     }
-    if (all_bytes && r.started && !r.head_sent) {
+    if (all_bytes && r.started && !r.w.head_sent()) {
       std::string out = r.head(static_cast<long long>(total));
       out.reserve(out.size() + total);
       for (Py_ssize_t i = 0; i < n; ++i)
@@ -519,7 +410,7 @@ bool send_body(Response& r, PyObject* result) {
       Py_DECREF(item);
       break;
     }
-    if (view.len > 0 || !r.head_sent) {
+    if (view.len > 0 || !r.w.head_sent()) {
       if (!r.started) {
         PyBuffer_Release(&view);
         Py_DECREF(item);
@@ -527,7 +418,7 @@ bool send_body(Response& r, PyObject* result) {
         break;
       }
       std::string out;
-      if (!r.head_sent && view.len > 0) out = r.head(-1);
+      if (!r.w.head_sent() && view.len > 0) out = r.head(-1);
       r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
       PyBuffer_Release(&view);
       Py_DECREF(item);
@@ -550,7 +441,7 @@ bool send_body(Response& r, PyObject* result) {
     return false;
   }
   std::string out;
-  if (!r.head_sent) out = r.head(0);
+  if (!r.w.head_sent()) out = r.head(0);
   out += r.finish_bytes();
   r.ex->write(std::move(out), true);
   return true;
@@ -592,9 +483,7 @@ void log_exception(const char* msg) {
 }
 
 void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
-  Response r;
-  r.ex = ex;
-  r.head_request = ex->method == "HEAD";
+  Response r(ex);
   PyObject* environ = build_environ(app, ex);
   if (!environ) {
     log_exception("could not build the WSGI environ");
@@ -614,7 +503,7 @@ void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
   if (ok) ok = send_body(r, result);
   if (!ok) {
     log_exception("WSGI application failed");
-    if (!r.head_sent) {
+    if (!r.w.head_sent()) {
       send_error_response(r, 500, "Internal Server Error");
     } else {
       ex->abort();  // the head is out: the only honest signal left is a broken connection

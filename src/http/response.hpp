@@ -1,0 +1,67 @@
+// An HTTP/1.x response head and its body framing, for any application interface (WSGI, ASGI,
+// native routes). Pure: no I/O, no Python; one object per response, one thread at a time.
+//
+// Framing rules: the application's Content-Length is used (never more bytes are sent than it
+// announced; a short body closes the connection); else a body known in full gets a
+// Content-Length; else HTTP/1.1 uses chunked and HTTP/1.0 ends the body by closing.
+// Hop-by-hop headers from the application (Connection, Keep-Alive, Transfer-Encoding, Upgrade)
+// are dropped; `Connection: close` is honoured. 1xx/204/304 and HEAD responses carry no body.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace puff::http {
+
+class ResponseWriter {
+ public:
+  ResponseWriter(int version_minor, bool keep_alive, bool head_request)
+      : version_minor_(version_minor), keep_alive_(keep_alive), head_request_(head_request) {}
+
+  /** Sets the status from a code and an optional reason ("" = the standard phrase).
+   *  Returns an error text, or "" when valid. */
+  std::string_view set_status(int code, std::string_view reason = {});
+  /** Parses a WSGI status line ("200 OK"). Returns an error text, or "". */
+  std::string_view set_status_line(std::string_view line);
+  /** Forgets the headers (start_response with exc_info replaces them). */
+  void clear_headers();
+  /** Adds one application header. Returns an error text, or "". */
+  std::string_view add_header(std::string_view name, std::string_view value);
+
+  /** Serializes the head. `body_size` is the whole body when known, else -1. */
+  std::string head(long long body_size);
+  /** Appends `n` body bytes to `out`, framed (and clamped to a declared Content-Length). */
+  void frame(std::string& out, const char* data, std::size_t n);
+  /** What ends the body (the last chunk for chunked framing), to append after the last frame(). */
+  std::string finish();
+
+  bool head_sent() const { return head_sent_; }
+  int status() const { return status_; }
+  /** After head()/finish(): whether the connection may carry another request. */
+  bool keep_alive() const { return keep_alive_ && !close_; }
+
+ private:
+  int version_minor_;
+  bool keep_alive_;
+  bool head_request_;
+  int status_ = 0;
+  std::string status_line_;
+  std::string headers_;
+  bool has_length_ = false;
+  std::uint64_t length_ = 0;
+  std::uint64_t sent_ = 0;
+  bool chunked_ = false;
+  bool close_ = false;
+  bool no_body_ = false;
+  bool has_date_ = false;
+  bool head_sent_ = false;
+};
+
+/** The reason phrase for a status code ("OK", "Not Found", ...; "" if unknown). */
+std::string_view reason_phrase(int status);
+
+/** "Date: <IMF-fixdate>\r\n" for now, cached per second per thread. Any thread. */
+std::string_view date_header_line();
+
+}  // namespace puff::http
