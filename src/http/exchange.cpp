@@ -54,6 +54,11 @@ bool Exchange::wait_body(std::function<void()> on_ready) {
   return true;
 }
 
+bool Exchange::body_finished() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return body_eof_ && body_pos_ == body_buf_.size();
+}
+
 std::string Exchange::body_error() const {
   std::lock_guard<std::mutex> lock(m_);
   return body_error_;
@@ -80,6 +85,13 @@ bool Exchange::wait_drained(std::function<void()> on_drained) {
   std::lock_guard<std::mutex> lock(m_);
   if (closed_ || out_queued_ <= out_low_water) return false;
   drain_waiter_ = std::move(on_drained);
+  return true;
+}
+
+bool Exchange::wait_closed(std::function<void()> on_closed) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (closed_) return false;
+  closed_waiter_ = std::move(on_closed);
   return true;
 }
 
@@ -144,6 +156,7 @@ void Exchange::io_closed() {
   }
   if (body_waiter_) fire(body_waiter_, lock);
   if (drain_waiter_) fire(drain_waiter_, lock);
+  if (closed_waiter_) fire(closed_waiter_, lock);
 }
 
 bool Exchange::io_wants_body() const {

@@ -54,6 +54,8 @@ class Exchange {
   /** Returns false when reading now would not block (data, end or error is there); otherwise
    *  keeps `on_ready` (called once, on the I/O thread, when that changes) and returns true. */
   bool wait_body(std::function<void()> on_ready);
+  /** The whole request body has arrived and been read. */
+  bool body_finished() const;
   /** The error text after Read::Error. */
   std::string body_error() const;
 
@@ -67,6 +69,9 @@ class Exchange {
   /** Called once, on the I/O thread, when queued() drops to `out_low_water` or below, or the
    *  connection is gone. Returns false (and does not keep `on_drained`) if that is already so. */
   bool wait_drained(std::function<void()> on_drained);
+  /** Returns false if the exchange is already over (connection closed, or the response was
+   *  completed and the connection moved on); otherwise keeps `on_closed` for that moment. */
+  bool wait_closed(std::function<void()> on_closed);
   /** The application failed after (or before) sending the head: close the connection. */
   void abort();
   /** True once the connection is gone (closed, reset or timed out). */
@@ -87,7 +92,8 @@ class Exchange {
   void io_take_output(std::vector<std::string>& out, bool& last, bool& aborted);
   /** Bytes were written; fires the drain waiter if it is due. */
   void io_written(std::size_t n);
-  /** The connection is gone: fail the body, drop output, fire every waiter. */
+  /** The connection is gone, or done with this exchange: fail an unfinished body, drop
+   *  output, fire every waiter. */
   void io_closed();
   /** True when the application wants more body and the buffer is below the high-water mark. */
   bool io_wants_body() const;
@@ -110,6 +116,7 @@ class Exchange {
   bool aborted_ = false;
   bool closed_ = false;
   std::function<void()> drain_waiter_;
+  std::function<void()> closed_waiter_;
 };
 
 }  // namespace puff::http

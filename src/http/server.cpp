@@ -363,7 +363,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void end_exchange() {
     if (!ex_) return;
-    ex_->wake_io = nullptr;
+    ex_->io_closed();  // over for the application: later writes are dropped, waiters fire
+    // wake_io stays set: the application may still call it (it is never reassigned, so there
+    // is no race), and after io_closed() the exchange no longer calls it anyway.
     ex_.reset();
     st_->in_flight.fetch_sub(1);
     body_ = Body::None;

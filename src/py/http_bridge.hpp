@@ -15,6 +15,8 @@ namespace puff::py {
 /** Per-server settings the Python side needs. */
 struct AppSettings {
   PyObject* wsgi_app = nullptr;  // owned
+  PyObject* asgi_app = nullptr;  // owned; when set, requests go to it instead
+  PyObject* asgi_state = nullptr;  // owned: the lifespan state dict (copied into each scope)
   std::size_t max_concurrency = 1000;  // requests running at once; more wait in a FIFO
   bool multiprocess = false;
   std::string url_scheme = "http";
@@ -30,6 +32,18 @@ struct AppState {
   unsigned long long served = 0;
   PyObject* worker_fn = nullptr;        // owned: the PyCFunction run by worker greenlets
 };
+
+/** Shared by the I/O-thread handler and the Python object; `state` is Python-thread only and
+ *  its Python references are released explicitly on close, never by the destructor. */
+struct AppHandle {
+  AppState state;
+  bool closed = false;
+};
+
+/** Starts the ASGI application for one exchange as a task on Puff's loop. Python thread, in the
+ *  hub (the loop is running). Never raises. */
+void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex);
+bool add_asgi_types(PyObject* module);
 
 /** Runs the WSGI application for one exchange in the current greenlet (may switch greenlets).
  *  Never raises: failures become a 500 or an aborted connection, and are logged. */

@@ -15,13 +15,6 @@ bool add_wsgi_input_type(PyObject* module);
 
 namespace {
 
-/** Shared by the I/O-thread handler and the Python object; `state` is Python-thread only and
- *  its Python references are released explicitly by close(), never by the destructor. */
-struct AppHandle {
-  AppState state;
-  bool closed = false;
-};
-
 void dispatch(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex);
 
 class RequestArrived final : public Completion {
@@ -118,6 +111,10 @@ PyMethodDef kWorkerDef = {"http_worker", worker_main, METH_O, "runs WSGI request
 
 void dispatch(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
   AppState& st = app->state;
+  if (st.settings.asgi_app) {
+    handle_asgi(app, std::move(ex));
+    return;
+  }
   if (st.running >= st.settings.max_concurrency) {
     st.waiting.push_back(std::move(ex));
     return;
@@ -219,6 +216,23 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     so.limits.max_body = max_body;
     PyObject* mp = PyDict_GetItemString(opts, "multiprocess");
     as.multiprocess = mp && PyObject_IsTrue(mp) == 1;
+    std::string interface = "wsgi";
+    if (!get_str(opts, "interface", interface)) return nullptr;
+    if (interface == "asgi") {
+      as.asgi_app = Py_NewRef(app);
+      PyObject* state = PyDict_GetItemString(opts, "state");
+      if (state && state != Py_None) {
+        if (!PyDict_Check(state)) {
+          Py_CLEAR(as.asgi_app);
+          PyErr_SetString(PyExc_TypeError, "HttpServer: options['state'] must be a dict");
+          return nullptr;
+        }
+        as.asgi_state = Py_NewRef(state);
+      }
+    } else if (interface != "wsgi") {
+      PyErr_Format(PyExc_ValueError, "HttpServer: interface must be 'wsgi' or 'asgi', not %s", interface.c_str());
+      return nullptr;
+    }
     while (!as.script_name.empty() && as.script_name.back() == '/') as.script_name.pop_back();
   }
   if (as.max_concurrency == 0) as.max_concurrency = 1;
@@ -226,7 +240,7 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
   if (!self) return nullptr;
   new (&self->server) std::unique_ptr<http::Server>();
   new (&self->app) std::shared_ptr<AppHandle>(app_handle);
-  as.wsgi_app = Py_NewRef(app);
+  if (!as.asgi_app) as.wsgi_app = Py_NewRef(app);
   PyObject* cap = PyCapsule_New(new std::shared_ptr<AppHandle>(app_handle), kAppCapsule, free_app_capsule);
   app_handle->state.worker_fn = cap ? PyCFunction_New(&kWorkerDef, cap) : nullptr;
   Py_XDECREF(cap);
@@ -248,6 +262,8 @@ void release_app(AppHandle& app) {
   idle.swap(st.idle_workers);
   for (PyObject* g : idle) Py_DECREF(g);  // kills the parked greenlets (GreenletExit)
   Py_CLEAR(st.settings.wsgi_app);
+  Py_CLEAR(st.settings.asgi_app);
+  Py_CLEAR(st.settings.asgi_state);
   Py_CLEAR(st.worker_fn);
 }
 
@@ -360,7 +376,8 @@ PyTypeObject ServerType = [] {
   t.tp_name = "puff._native.HttpServer";
   t.tp_basicsize = sizeof(ServerObject);
   t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_doc = "HttpServer(wsgi_app, options=None): HTTP/1.1 server running a WSGI app in greenlets.";
+  t.tp_doc = "HttpServer(app, options=None): HTTP/1.1 server running a WSGI app in greenlets, or an ASGI app "
+              "on Puff's loop (options['interface'] = 'asgi').";
   t.tp_new = server_new;
   t.tp_dealloc = server_dealloc;
   t.tp_methods = server_methods;
@@ -378,7 +395,7 @@ void close_http_servers() {
 }
 
 bool add_http_types(PyObject* module) {
-  if (!add_wsgi_types(module) || !add_wsgi_input_type(module)) return false;
+  if (!add_wsgi_types(module) || !add_wsgi_input_type(module) || !add_asgi_types(module)) return false;
   if (PyType_Ready(&ServerType) < 0) return false;
   Py_INCREF(&ServerType);
   return PyModule_AddObject(module, "HttpServer", reinterpret_cast<PyObject*>(&ServerType)) == 0;
