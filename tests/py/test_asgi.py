@@ -1,0 +1,290 @@
+"""ASGI 3 http and lifespan on Puff's loop: a real server on a loopback port, a real socket client
+(asyncio streams on the same loop), in process."""
+
+import asyncio
+
+import pytest
+
+import puff
+from puff import _native
+from puff.asgi import Lifespan, LifespanFailure
+
+
+async def request(port, raw: bytes, read_until_close=False, timeout=5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    try:
+        if read_until_close:
+            return await asyncio.wait_for(reader.read(), timeout)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        text = head.decode("latin-1").lower()
+        if "content-length:" in text:
+            n = int(text.split("content-length:")[1].split("\r\n")[0])
+            return head + await asyncio.wait_for(reader.readexactly(n), timeout)
+        if "transfer-encoding: chunked" in text:
+            body = b""
+            while True:
+                size_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout)
+                size = int(size_line.strip(), 16)
+                chunk = await asyncio.wait_for(reader.readexactly(size + 2), timeout)
+                body += size_line + chunk
+                if size == 0:
+                    return head + body
+        return head + await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
+def serve(app, check, state=None):
+    """Runs `check(port)` (a coroutine function) against `app` served by Puff."""
+
+    async def main():
+        opts = {"interface": "asgi"}
+        if state is not None:
+            opts["state"] = state
+        srv = _native.HttpServer(app, opts)
+        try:
+            _, port = srv.listen_tcp("127.0.0.1", 0)
+            return await check(port)
+        finally:
+            srv.close()
+
+    return puff.run(main)
+
+
+def body_of(resp: bytes) -> bytes:
+    return resp.split(b"\r\n\r\n", 1)[1]
+
+
+async def echo_app(scope, receive, send):
+    body = b""
+    more = True
+    messages = 0
+    while more:
+        m = await receive()
+        assert m["type"] == "http.request"
+        body += m["body"]
+        more = m["more_body"]
+        messages += 1
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-messages", str(messages).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_request_body_in_one_and_in_many_messages():
+    async def check(port):
+        one = await request(port, b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        chunked = b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(chunked + b"3\r\nabc\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the app sees the first piece before the rest arrives
+        writer.write(b"4\r\ndefg\r\n0\r\n\r\n")
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        rest = await reader.readexactly(7)
+        writer.close()
+        return one, head, rest
+
+    one, head, rest = serve(echo_app, check)
+    assert one.startswith(b"HTTP/1.1 200 OK") and body_of(one) == b"hello"
+    assert rest == b"abcdefg"
+    assert b"x-messages: 2" in head.lower() or b"x-messages: 3" in head.lower()
+
+
+def test_scope_fields_and_duplicate_headers():
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    async def check(port):
+        return await request(
+            port,
+            b"GET /a%20b/c?x=1&y=%2F HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nx-dup: 2\r\nUser-Agent: UA\r\n\r\n",
+        )
+
+    resp = serve(app, check)
+    assert resp.startswith(b"HTTP/1.1 204")
+    assert seen["type"] == "http" and seen["asgi"]["version"] == "3.0"
+    assert seen["http_version"] == "1.1" and seen["method"] == "GET" and seen["scheme"] == "http"
+    assert seen["path"] == "/a b/c" and seen["raw_path"] == b"/a%20b/c" and seen["query_string"] == b"x=1&y=%2F"
+    assert seen["server"][0] == "127.0.0.1" and seen["client"][0] == "127.0.0.1"
+    assert [h for h in seen["headers"] if h[0] == b"x-dup"] == [(b"x-dup", b"1"), (b"x-dup", b"2")]
+    assert (b"user-agent", b"UA") in seen["headers"]
+
+
+def test_streamed_response_is_chunked_and_declared_length_is_kept():
+    async def app(scope, receive, send):
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for part in (b"one,", b"two,", b"three"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send({"type": "http.response.start", "status": 200, "headers": [[b"content-length", b"6"]]})
+            await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+            await send({"type": "http.response.body", "body": b"def"})
+
+    async def check(port):
+        return (
+            await request(port, b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"),
+            await request(port, b"GET /len HTTP/1.1\r\nHost: t\r\n\r\n"),
+            await request(port, b"GET /stream HTTP/1.0\r\n\r\n", read_until_close=True),
+        )
+
+    stream, length, http10 = serve(app, check)
+    assert b"transfer-encoding: chunked" in stream.lower()
+    assert body_of(stream) == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
+    assert b"content-length: 6" in length.lower() and body_of(length) == b"abcdef"
+    assert http10.startswith(b"HTTP/1.0 200") and body_of(http10) == b"one,two,three"
+
+
+def test_failures_give_500_or_a_cut_connection(capfd):
+    async def app(scope, receive, send):
+        if scope["path"] == "/early":
+            raise ValueError("early boom")
+        if scope["path"] == "/silent":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise ValueError("late boom")
+
+    async def check(port):
+        early = await request(port, b"GET /early HTTP/1.1\r\nHost: t\r\n\r\n")
+        silent = await request(port, b"GET /silent HTTP/1.1\r\nHost: t\r\n\r\n")
+        late = await request(port, b"GET /late HTTP/1.1\r\nHost: t\r\n\r\n", read_until_close=True)
+        after = await request(port, b"GET /early HTTP/1.1\r\nHost: t\r\n\r\n")
+        return early, silent, late, after
+
+    early, silent, late, after = serve(app, check)
+    assert early.startswith(b"HTTP/1.1 500") and silent.startswith(b"HTTP/1.1 500")
+    assert late.startswith(b"HTTP/1.1 200") and not late.endswith(b"0\r\n\r\n")  # cut, not completed
+    assert after.startswith(b"HTTP/1.1 500")  # still serving
+    err = capfd.readouterr().err
+    assert "early boom" in err and "late boom" in err and "without starting a response" in err
+
+
+def test_disconnect_is_reported_to_a_waiting_receive():
+    events = []
+
+    async def app(scope, receive, send):
+        m = await receive()  # the (empty) body
+        events.append(m["type"])
+        m = await receive()  # blocks until the client goes away
+        events.append(m["type"])
+
+    async def check(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        for _ in range(100):
+            if len(events) == 2:
+                break
+            await asyncio.sleep(0.01)
+        return list(events)
+
+    assert serve(app, check) == ["http.request", "http.disconnect"]
+
+
+def test_send_rejects_bad_messages():
+    errors = []
+
+    async def app(scope, receive, send):
+        for bad in (
+            {"type": "http.response.body", "body": b"x"},
+            {"type": "http.response.start", "status": 99},
+            {"type": "http.response.start", "status": 200, "headers": [("str", "str")]},
+            {"type": "websocket.send"},
+            "not a dict",
+        ):
+            try:
+                await send(bad)
+            except (RuntimeError, ValueError, TypeError) as e:
+                errors.append(type(e).__name__)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def check(port):
+        return await request(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+
+    assert body_of(serve(app, check)) == b"ok"
+    assert errors == ["RuntimeError", "ValueError", "TypeError", "ValueError", "TypeError"]
+
+
+def test_lifespan_state_reaches_requests_and_shutdown_runs():
+    log = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                m = await receive()
+                log.append(m["type"])
+                if m["type"] == "lifespan.startup":
+                    scope["state"]["db"] = "connected"
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["state"]["db"].encode()})
+
+    async def main():
+        life = Lifespan(app)
+        await life.startup()
+        srv = _native.HttpServer(app, {"interface": "asgi", "state": life.state})
+        _, port = srv.listen_tcp("127.0.0.1", 0)
+        resp = await request(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        srv.close()
+        await life.shutdown()
+        return resp
+
+    assert body_of(puff.run(main)) == b"connected"
+    assert log == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_lifespan_failure_and_unsupported_apps():
+    async def failing(scope, receive, send):
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    async def http_only(scope, receive, send):
+        assert scope["type"] == "http", "lifespan not supported"
+
+    async def main():
+        with pytest.raises(LifespanFailure, match="no database"):
+            await Lifespan(failing).startup()
+        plain = Lifespan(http_only)
+        await plain.startup()  # served anyway
+        await plain.shutdown()
+        return plain.supported
+
+    assert puff.run(main) is False
+
+
+def test_asgi_without_the_loop_answers_500():
+    def main():  # a greenlet main: no asyncio loop
+        srv = _native.HttpServer(echo_app, {"interface": "asgi"})
+        _, port = srv.listen_tcp("127.0.0.1", 0)
+        import socket
+
+        def fetch():
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = s.recv(1000)
+            s.close()
+            return data
+
+        data = puff.spawn_blocking(fetch).join()
+        srv.close()
+        return data
+
+    assert run_greenlet(main).startswith(b"HTTP/1.1 500")
+
+
+def run_greenlet(fn):
+    return puff.run(fn)
