@@ -88,6 +88,20 @@ bool Exchange::wait_drained(std::function<void()> on_drained) {
   return true;
 }
 
+bool Exchange::upgrade(std::shared_ptr<WsSession> session, std::string head) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_ || aborted_ || out_last_) return false;
+    ws_ = std::move(session);
+  }
+  return write(std::move(head), true);
+}
+
+std::shared_ptr<WsSession> Exchange::io_upgraded() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return ws_;
+}
+
 bool Exchange::wait_closed(std::function<void()> on_closed) {
   std::lock_guard<std::mutex> lock(m_);
   if (closed_) return false;

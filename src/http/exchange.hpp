@@ -20,6 +20,8 @@
 
 namespace puff::http {
 
+class WsSession;
+
 struct HeaderField {
   std::string_view name;  // as sent (case preserved); compare case-insensitively
   std::string_view value;
@@ -43,6 +45,15 @@ class Exchange {
   std::uint16_t local_port = 0;
   bool unix_socket = false;
   bool tls = false;
+  /** A valid RFC 6455 upgrade request (GET, HTTP/1.1, Upgrade: websocket, version 13, a key). */
+  bool websocket = false;
+  std::string_view ws_key, ws_protocols, ws_extensions;
+
+  /** Accepts the WebSocket upgrade: queues `head` (the 101 response) as the whole response;
+   *  once it is written the connection speaks WebSocket through `session`. Any thread. */
+  bool upgrade(std::shared_ptr<WsSession> session, std::string head);
+  /** Connection side: the session, once the application accepted. */
+  std::shared_ptr<WsSession> io_upgraded() const;
 
   // ---- request body (application side; any thread) --------------------------------------------
   enum class Read { Data, Eof, WouldBlock, Error };
@@ -117,6 +128,7 @@ class Exchange {
   bool closed_ = false;
   std::function<void()> drain_waiter_;
   std::function<void()> closed_waiter_;
+  std::shared_ptr<WsSession> ws_;
 };
 
 }  // namespace puff::http

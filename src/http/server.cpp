@@ -21,6 +21,10 @@
 
 #include "http/chunked.hpp"
 #include "http/response.hpp"
+#include "http/ws_frame.hpp"
+#include "http/ws_handshake.hpp"
+#include "http/ws_reader.hpp"
+#include "http/ws_session.hpp"
 
 namespace puff::http {
 
@@ -89,6 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ex_->io_closed();
       end_exchange();
     }
+    if (ws_) ws_->io_closed(1006, "");  // 1006: dropped without a close frame
     st_->connections.fetch_sub(1);
     std::lock_guard<std::mutex> lock(st_->m);
     st_->live.erase(shared_from_this());
@@ -164,6 +169,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     end_ += n;
+    if (ws_) {
+      ws_feed();
+      return;
+    }
     if (ex_) {
       if (body_ == Body::Length || body_ == Body::Chunked) {
         feed_body();
@@ -222,6 +231,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ex->chunked = h.chunked;
     ex->content_length = h.has_content_length ? h.content_length : 0;
     ex->has_body = h.chunked || (h.has_content_length && h.content_length > 0);
+    if (h.upgrade && iequals(h.upgrade_token, "websocket") && h.method == "GET" && h.version_minor == 1) {
+      const Header* key = h.find("sec-websocket-key");
+      const Header* version = h.find("sec-websocket-version");
+      if (key && version && version->value == "13" && ws::valid_client_key(key->value)) {
+        ex->websocket = true;
+        ex->ws_key = key->value;
+        if (const Header* p = h.find("sec-websocket-protocol")) ex->ws_protocols = p->value;
+        if (const Header* e = h.find("sec-websocket-extensions")) ex->ws_extensions = e->value;
+      }
+    }
     ex->remote_addr = peer_addr_;
     ex->remote_port = peer_port_;
     ex->local_addr = local_addr_;
@@ -299,7 +318,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   /** Something changed on the exchange (output queued, body consumed). Own thread. */
   void on_wake() {
-    if (closed_ || !ex_) return;
+    if (closed_) return;
+    if (ws_) {
+      if (!reading_ && !ws_peer_closed_ && ws_->io_wants_more()) ws_feed();
+      write_pending();
+      return;
+    }
+    if (!ex_) return;
     if ((body_ == Body::Length || body_ == Body::Chunked) && !reading_ && ex_->io_wants_body()) read();
     write_pending();
   }
@@ -307,7 +332,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write_pending() {
     if (writing_ || closed_) return;
     bool last = false, aborted = false;
-    if (ex_) ex_->io_take_output(pending_, last, aborted);
+    if (ws_) {
+      bool close_queued = false;
+      ws_->io_take_output(pending_, close_queued);
+      if (close_queued) ws_close_sent_ = true;
+      if (pending_.empty()) {
+        if (ws_close_sent_ && ws_peer_closed_) {
+          close();
+        } else if (ws_close_sent_ && !ws_close_timer_) {
+          ws_close_timer_ = true;  // wait a little for the peer's close frame, then drop it
+          arm_timer(std::chrono::milliseconds(5000), false);
+        }
+        return;
+      }
+    } else if (ex_) {
+      ex_->io_take_output(pending_, last, aborted);
+    }
     if (aborted) {
       close();
       return;
@@ -340,11 +380,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (ex_) ex_->io_written(n);
+    if (ws_) ws_->io_written(n);
     write_pending();
   }
 
   void finish_response() {
     if (!ex_) return;
+    if (auto ws = ex_->io_upgraded()) {
+      end_exchange();
+      response_done_ = false;
+      start_ws(std::move(ws));
+      return;
+    }
     bool keep = ex_->keep_alive && !stopping_ && !broken_;
     if (body_ != Body::Done) {
       // The application answered without reading the whole body: the rest of it would be
@@ -369,6 +416,64 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ex_.reset();
     st_->in_flight.fetch_sub(1);
     body_ = Body::None;
+  }
+
+  // ---- WebSocket mode ------------------------------------------------------------------------
+
+  void start_ws(std::shared_ptr<WsSession> ws) {
+    ws_ = std::move(ws);
+    ws::Options o;
+    o.max_message = st_->opts.ws_max_message;
+    ws_reader_ = std::make_unique<ws::Reader>(o);
+    timer_.cancel();
+    std::weak_ptr<Connection> weak = shared_from_this();
+    auto exec = sock_.get_executor();
+    ws_->io_attach([weak, exec] {
+      asio::post(exec, [weak] {
+        if (auto self = weak.lock()) self->on_wake();
+      });
+    });
+    ws_feed();  // frames that arrived together with the handshake
+  }
+
+  void ws_feed() {
+    bool paused = false;
+    while (!ws_peer_closed_ && start_ < end_) {
+      std::size_t consumed = 0;
+      ws::Event e = ws_reader_->next(buf_.data() + start_, end_ - start_, consumed);
+      start_ += consumed;
+      using Kind = ws::Event::Kind;
+      if (e.kind == Kind::NeedMore) break;
+      if (e.kind == Kind::Text || e.kind == Kind::Binary) {
+        if (!ws_->io_message(e.kind == Kind::Binary, e.payload)) paused = true;
+        if (paused) break;
+      } else if (e.kind == Kind::Ping) {
+        if (!ws_close_sent_) {
+          std::string pong;
+          ws::append_frame(pong, ws::Opcode::Pong, e.payload);
+          pending_.push_back(std::move(pong));
+        }
+      } else if (e.kind == Kind::Close || e.kind == Kind::Error) {
+        ws_peer_closed_ = true;
+        std::uint16_t code = e.kind == Kind::Close ? e.close.code : e.error.close_code;
+        std::string_view reason = e.kind == Kind::Close ? e.close.reason : e.error.reason;
+        if (!ws_close_sent_) {
+          // Echo the peer's code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
+          std::string frame;
+          if (e.kind == Kind::Close && code == ws::kCloseNoStatus) {
+            ws::append_frame(frame, ws::Opcode::Close, {});
+          } else {
+            ws::append_close_frame(frame, code, e.kind == Kind::Error ? reason : std::string_view());
+          }
+          pending_.push_back(std::move(frame));
+          ws_close_sent_ = true;
+        }
+        ws_->io_closed(code, reason);
+      }
+    }
+    if (start_ == end_ && !reading_) start_ = end_ = 0;
+    if (!paused && !ws_peer_closed_) read();
+    write_pending();
   }
 
   void send_error(int status, std::string_view reason) {
@@ -415,6 +520,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t body_seen_ = 0;
   ChunkedDecoder chunked_;
   std::vector<std::string_view> chunk_out_;
+
+  std::shared_ptr<WsSession> ws_;
+  std::unique_ptr<ws::Reader> ws_reader_;
+  bool ws_close_sent_ = false, ws_peer_closed_ = false, ws_close_timer_ = false;
 
   std::vector<std::string> pending_, writing_now_;
   std::vector<asio::const_buffer> bufs_;

@@ -25,6 +25,7 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30000};      // between two reads of a request body
   std::size_t max_connections = 10000;                // per process; more are accepted and closed
   int backlog = 1024;
+  std::uint64_t ws_max_message = 16 * 1024 * 1024;  // WebSocket message limit (close 1009)
 };
 
 /** Receives requests. on_request runs on the connection's I/O thread and must not block. */

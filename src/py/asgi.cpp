@@ -510,15 +510,18 @@ PyObject* addr_tuple(const std::string& host, std::uint16_t port) {
   return Py_BuildValue("(si)", host.c_str(), static_cast<int>(port));
 }
 
-PyObject* build_scope(AppHandle& app, const http::Exchange& ex) {
+PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket = false) {
   K* kk = k();
   PyObject* scope = PyDict_New();
   if (!scope) return nullptr;
   std::string_view raw_path = ex.path.empty() ? std::string_view("/") : ex.path;
-  bool ok = PyDict_SetItem(scope, kk->type, kk->http) == 0 && PyDict_SetItem(scope, kk->asgi, kk->asgi_dict) == 0 &&
+  bool tls = app.state.settings.url_scheme == "https";
+  const char* scheme = websocket ? (tls ? "wss" : "ws") : (tls ? "https" : "http");
+  bool ok = put(scope, kk->type, PyUnicode_FromString(websocket ? "websocket" : "http")) == 0 &&
+            PyDict_SetItem(scope, kk->asgi, kk->asgi_dict) == 0 &&
             PyDict_SetItem(scope, kk->http_version, ex.version_minor == 0 ? kk->h10 : kk->h11) == 0 &&
-            put(scope, kk->method, PyUnicode_DecodeLatin1(ex.method.data(), static_cast<Py_ssize_t>(ex.method.size()), nullptr)) == 0 &&
-            put(scope, kk->scheme, PyUnicode_FromString(app.state.settings.url_scheme == "https" ? "https" : "http")) == 0 &&
+            (websocket || put(scope, kk->method, PyUnicode_DecodeLatin1(ex.method.data(), static_cast<Py_ssize_t>(ex.method.size()), nullptr)) == 0) &&
+            put(scope, kk->scheme, PyUnicode_FromString(scheme)) == 0 &&
             put(scope, kk->path, decoded_path(raw_path)) == 0 &&
             put(scope, kk->raw_path, PyBytes_FromStringAndSize(raw_path.data(), static_cast<Py_ssize_t>(raw_path.size()))) == 0 &&
             put(scope, kk->query_string, PyBytes_FromStringAndSize(ex.query.data(), static_cast<Py_ssize_t>(ex.query.size()))) == 0 &&
@@ -559,7 +562,46 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex) {
 
 }  // namespace
 
+PyObject* make_ready(PyObject* value) { return ready(value); }
+
+/** The ASGI `websocket` scope runs in Python (puff/_asgi_ws.py) on the native WebSocket. */
+void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
+  Hub* h = hub();
+  static PyObject* runner = nullptr;
+  if (!runner) {
+    PyObject* mod = PyImport_ImportModule("puff._asgi_ws");
+    runner = mod ? PyObject_GetAttrString(mod, "run") : nullptr;
+    Py_XDECREF(mod);
+  }
+  PyObject *scope = nullptr, *ws = nullptr, *coro = nullptr, *task = nullptr;
+  if (runner && h && h->loop && (scope = build_scope(*app, *ex, true)) && (ws = new_websocket(ex)) &&
+      (coro = PyObject_CallFunctionObjArgs(runner, app->state.settings.asgi_app, scope, ws, nullptr))) {
+    PyObject* ctx = PyContext_New();
+    PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
+    PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
+    PyObject* create = kwargs ? PyObject_GetAttr(h->loop, k()->create_task) : nullptr;
+    task = create ? PyObject_Call(create, args, kwargs) : nullptr;
+    Py_XDECREF(create);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(ctx);
+  }
+  if (!task) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "ASGI apps need Puff's asyncio loop (asyncio = true)");
+    log_exception("could not start the ASGI websocket handler");
+    ex->abort();
+  }
+  Py_XDECREF(task);
+  Py_XDECREF(coro);
+  Py_XDECREF(ws);
+  Py_XDECREF(scope);
+}
+
 void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
+  if (ex->websocket) {
+    handle_asgi_websocket(app, std::move(ex));
+    return;
+  }
   Hub* h = hub();
   auto* c = PyObject_New(ChannelObject, &ChannelType);
   if (!c) {

@@ -44,6 +44,13 @@ struct AppHandle {
  *  hub (the loop is running). Never raises. */
 void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex);
 bool add_asgi_types(PyObject* module);
+/** An awaitable that is already complete with `value` (stolen). */
+PyObject* make_ready(PyObject* value);
+/** The Python WebSocket object for an upgrade request (websocket.cpp). */
+PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex);
+bool add_websocket_type(PyObject* module);
+/** accept() or close() was called on this WebSocket object. */
+bool websocket_answered(PyObject* ws);
 
 /** Runs the WSGI application for one exchange in the current greenlet (may switch greenlets).
  *  Never raises: failures become a 500 or an aborted connection, and are logged. */

@@ -395,7 +395,9 @@ void close_http_servers() {
 }
 
 bool add_http_types(PyObject* module) {
-  if (!add_wsgi_types(module) || !add_wsgi_input_type(module) || !add_asgi_types(module)) return false;
+  if (!add_wsgi_types(module) || !add_wsgi_input_type(module) || !add_asgi_types(module) ||
+      !add_websocket_type(module))
+    return false;
   if (PyType_Ready(&ServerType) < 0) return false;
   Py_INCREF(&ServerType);
   return PyModule_AddObject(module, "HttpServer", reinterpret_cast<PyObject*>(&ServerType)) == 0;

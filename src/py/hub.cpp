@@ -102,6 +102,8 @@ bool on_python_thread() noexcept { return g_hub && PyThread_get_thread_ident() =
 
 void push(Completion* c) noexcept { g_hub->queue.push(c); }
 
+bool coroutine_mode() { return on_python_thread() && in_hub_greenlet() && puff_loop_running(); }
+
 // ---- Op -------------------------------------------------------------------------------------
 
 void Op::link() {

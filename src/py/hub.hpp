@@ -142,6 +142,9 @@ void hub_after_switch(PyObject* r);
 /** Python thread: posts the ops launched so far to an I/O thread (one post for the batch). */
 void flush_submissions() noexcept;
 
+/** True when a Puff call made here should return an awaitable (a coroutine on Puff's loop). */
+bool coroutine_mode();
+
 /** True when called on the Python thread. */
 bool on_python_thread() noexcept;
 

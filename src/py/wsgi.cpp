@@ -27,7 +27,7 @@ struct Keys {
   PyObject *request_method, *script_name, *path_info, *query_string, *content_type, *content_length,
       *server_name, *server_port, *server_protocol, *remote_addr, *remote_port, *wsgi_version, *wsgi_url_scheme,
       *wsgi_input, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess, *wsgi_run_once, *wsgi_input_terminated,
-      *wsgi_file_wrapper, *http_1_0, *http_1_1, *version_tuple, *empty, *close;
+      *wsgi_file_wrapper, *http_1_0, *http_1_1, *version_tuple, *empty, *close, *puff_websocket;
   PyObject* file_wrapper = nullptr;  // puff._wsgi.FileWrapper (set lazily)
 };
 
@@ -60,6 +60,7 @@ Keys* keys() {
     k->version_tuple = Py_BuildValue("(ii)", 1, 0);
     k->empty = s("");
     k->close = s("close");
+    k->puff_websocket = s("puff.websocket");
     return k;
   }();
   return k;
@@ -193,6 +194,7 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
     if (!k->file_wrapper) ok = false;
   }
   if (ok) ok &= PyDict_SetItem(env, k->wsgi_file_wrapper, k->file_wrapper) == 0;
+  if (ok && ex->websocket) ok &= set_item(env, k->puff_websocket, new_websocket(ex)) == 0;
   if (!ok) {
     Py_DECREF(env);
     return nullptr;
@@ -500,7 +502,12 @@ void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
   sr->r = &r;
   PyObject* result = PyObject_CallFunctionObjArgs(app.settings.wsgi_app, environ, sr, nullptr);
   bool ok = result != nullptr;
-  if (ok) ok = send_body(r, result);
+  PyObject* ws = ex->websocket ? PyDict_GetItemWithError(environ, keys()->puff_websocket) : nullptr;  // borrowed
+  if (ws && websocket_answered(ws) && !r.started) {
+    // The app answered the upgrade through environ["puff.websocket"]: no HTTP response to send.
+  } else if (ok) {
+    ok = send_body(r, result);
+  }
   if (!ok) {
     log_exception("WSGI application failed");
     if (!r.w.head_sent()) {

@@ -1,0 +1,321 @@
+// puff._native.WebSocket: one WebSocket upgrade request, from the handshake to the close.
+// Dual-mode like every Puff call: receive()/send() suspend only the calling greenlet, or return
+// awaitables on Puff's loop. WSGI apps get it as environ["puff.websocket"]; the ASGI
+// `websocket` scope is built on it (python/puff/_asgi_ws.py).
+#include <new>
+
+#include "http/ws_handshake.hpp"
+#include "http/ws_session.hpp"
+#include "py/http_bridge.hpp"
+
+namespace puff::py {
+
+namespace {
+
+struct WsObject {
+  PyObject_HEAD
+  std::shared_ptr<http::Exchange> ex;
+  std::shared_ptr<http::WsSession> session;
+  bool accepted;
+  bool denied;
+};
+
+class WsRecvOp final : public Op {
+ public:
+  explicit WsRecvOp(std::shared_ptr<http::WsSession> s) : s_(std::move(s)) {}
+  void run() override {
+    if (!s_->wait_ready([this] { complete(); })) complete();
+  }
+  PyObject* result() override;
+
+ private:
+  std::shared_ptr<http::WsSession> s_;
+};
+
+class WsDrainOp final : public Op {
+ public:
+  explicit WsDrainOp(std::shared_ptr<http::WsSession> s) : s_(std::move(s)) {}
+  void run() override {
+    if (!s_->wait_drained([this] { complete(); })) complete();
+  }
+  PyObject* result() override { Py_RETURN_NONE; }
+
+ private:
+  std::shared_ptr<http::WsSession> s_;
+};
+
+/** A message as str (text) or bytes (binary); None when closed; null + exception otherwise. */
+PyObject* take_message(http::WsSession& s, bool& would_block) {
+  http::WsSession::Message m;
+  would_block = false;
+  switch (s.receive(m, nullptr)) {
+    case http::WsSession::Recv::Message:
+      if (m.binary) return PyBytes_FromStringAndSize(m.data.data(), static_cast<Py_ssize_t>(m.data.size()));
+      return PyUnicode_DecodeUTF8(m.data.data(), static_cast<Py_ssize_t>(m.data.size()), "strict");
+    case http::WsSession::Recv::Closed:
+      Py_RETURN_NONE;
+    case http::WsSession::Recv::WouldBlock:
+      would_block = true;
+      return nullptr;
+  }
+  return nullptr;
+}
+
+PyObject* WsRecvOp::result() {
+  bool would_block;
+  PyObject* r = take_message(*s_, would_block);
+  if (would_block) PyErr_SetString(PyExc_RuntimeError, "WebSocket.receive() woke without a message");
+  return r;
+}
+
+PyObject* none_or_ready() {
+  if (coroutine_mode()) return make_ready(Py_NewRef(Py_None));
+  Py_RETURN_NONE;
+}
+
+bool header_text(PyObject* o, std::string& out) {
+  if (PyBytes_Check(o)) {
+    out.assign(PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
+    return true;
+  }
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t n;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) return false;
+    out.assign(s, static_cast<std::size_t>(n));
+    return true;
+  }
+  PyErr_Format(PyExc_TypeError, "header names and values must be str or bytes, not %.100s", Py_TYPE(o)->tp_name);
+  return false;
+}
+
+bool clean(const std::string& s) {
+  for (char c : s)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return true;
+}
+
+PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  PyObject *subprotocol = Py_None, *headers = Py_None;
+  static const char* kwlist[] = {"subprotocol", "headers", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:accept", const_cast<char**>(kwlist), &subprotocol, &headers))
+    return nullptr;
+  if (self->accepted || self->denied) {
+    PyErr_SetString(PyExc_RuntimeError, "WebSocket.accept(): the handshake was already answered");
+    return nullptr;
+  }
+  std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+  head += "Sec-WebSocket-Accept: " + http::ws::accept_key(self->ex->ws_key) + "\r\n";
+  if (subprotocol != Py_None) {
+    std::string sp;
+    if (!header_text(subprotocol, sp)) return nullptr;
+    if (!clean(sp) || sp.empty()) {
+      PyErr_SetString(PyExc_ValueError, "invalid subprotocol");
+      return nullptr;
+    }
+    head += "Sec-WebSocket-Protocol: " + sp + "\r\n";
+  }
+  if (headers != Py_None) {
+    PyObject* it = PyObject_GetIter(headers);
+    if (!it) return nullptr;
+    while (PyObject* item = PyIter_Next(it)) {
+      PyObject* pair = PySequence_Fast(item, "accept(headers=...): each header must be a (name, value) pair");
+      Py_DECREF(item);
+      if (!pair) break;
+      std::string name, value;
+      bool ok = PySequence_Fast_GET_SIZE(pair) == 2 && header_text(PySequence_Fast_GET_ITEM(pair, 0), name) &&
+                header_text(PySequence_Fast_GET_ITEM(pair, 1), value);
+      Py_DECREF(pair);
+      if (!ok) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "accept(headers=...): (name, value) pairs");
+        break;
+      }
+      if (!clean(name) || !clean(value) || name.empty() || name.find(':') != std::string::npos) {
+        PyErr_SetString(PyExc_ValueError, "accept(headers=...): invalid header");
+        break;
+      }
+      head += name + ": " + value + "\r\n";
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return nullptr;
+  }
+  head += "\r\n";
+  auto session = std::make_shared<http::WsSession>();
+  if (!self->ex->upgrade(session, std::move(head))) {
+    PyErr_SetString(PyExc_ConnectionResetError, "the client went away before the WebSocket was accepted");
+    return nullptr;
+  }
+  self->session = std::move(session);
+  self->accepted = true;
+  return none_or_ready();
+}
+
+bool require_open(WsObject* self) {
+  if (!self->accepted) {
+    PyErr_SetString(PyExc_RuntimeError, "WebSocket: call accept() first");
+    return false;
+  }
+  return true;
+}
+
+PyObject* ws_receive(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (!require_open(self)) return nullptr;
+  bool would_block;
+  PyObject* r = take_message(*self->session, would_block);
+  if (!would_block) return coroutine_mode() ? make_ready(r) : r;
+  return start(new WsRecvOp(self->session));
+}
+
+PyObject* ws_send(PyObject* o, PyObject* data) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (!require_open(self)) return nullptr;
+  bool ok;
+  if (PyUnicode_Check(data)) {
+    Py_ssize_t n;
+    const char* s = PyUnicode_AsUTF8AndSize(data, &n);
+    if (!s) return nullptr;
+    ok = self->session->send(std::string_view(s, static_cast<std::size_t>(n)), false);
+  } else {
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+      PyErr_Format(PyExc_TypeError, "WebSocket.send() takes str or bytes, not %.100s", Py_TYPE(data)->tp_name);
+      return nullptr;
+    }
+    ok = self->session->send(std::string_view(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len)),
+                             true);
+    PyBuffer_Release(&view);
+  }
+  if (!ok) {
+    PyErr_SetString(PyExc_ConnectionResetError, "WebSocket is closed");
+    return nullptr;
+  }
+  if (self->session->queued() > self->session->out_high_water) return start(new WsDrainOp(self->session));
+  return none_or_ready();
+}
+
+PyObject* ws_close(PyObject* o, PyObject* args, PyObject* kwargs) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  int code = 1000;
+  const char* reason = "";
+  static const char* kwlist[] = {"code", "reason", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|is:close", const_cast<char**>(kwlist), &code, &reason))
+    return nullptr;
+  if (!self->accepted) {
+    // Refusing the handshake: an HTTP 403, as the ASGI spec asks for a close before accept.
+    if (!self->denied) {
+      self->denied = true;
+      std::string h = "HTTP/1.1 403 Forbidden\r\n";
+      h.append(http::date_header_line());
+      h.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
+      self->ex->keep_alive = false;
+      self->ex->write(std::move(h), true);
+    }
+    return none_or_ready();
+  }
+  if (code < 1000 || code > 4999 || code == 1004 || code == 1005 || code == 1006 || code == 1015) {
+    PyErr_Format(PyExc_ValueError, "WebSocket.close(): invalid close code %d", code);
+    return nullptr;
+  }
+  self->session->close(static_cast<std::uint16_t>(code), reason);
+  return none_or_ready();
+}
+
+PyObject* ws_get_close_code(PyObject* o, void*) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (!self->session) Py_RETURN_NONE;
+  return PyLong_FromLong(self->session->close_code());
+}
+
+PyObject* ws_get_close_reason(PyObject* o, void*) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (!self->session) Py_RETURN_NONE;
+  std::string r = self->session->close_reason();
+  return PyUnicode_DecodeUTF8(r.data(), static_cast<Py_ssize_t>(r.size()), "replace");
+}
+
+PyObject* ws_get_subprotocols(PyObject* o, void*) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  PyObject* list = PyList_New(0);
+  std::string_view v = self->ex->ws_protocols;
+  std::size_t i = 0;
+  while (list && i < v.size()) {
+    std::size_t j = v.find(',', i);
+    if (j == std::string_view::npos) j = v.size();
+    std::string_view t = v.substr(i, j - i);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (!t.empty()) {
+      PyObject* s = PyUnicode_DecodeLatin1(t.data(), static_cast<Py_ssize_t>(t.size()), nullptr);
+      if (!s || PyList_Append(list, s) < 0) Py_CLEAR(list);
+      Py_XDECREF(s);
+    }
+    i = j + 1;
+  }
+  return list;
+}
+
+PyObject* ws_get_accepted(PyObject* o, void*) { return PyBool_FromLong(reinterpret_cast<WsObject*>(o)->accepted); }
+
+void ws_dealloc(PyObject* o) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (self->session) self->session->close(1000, "");  // the application is done with it
+  self->ex.~shared_ptr();
+  self->session.~shared_ptr();
+  PyObject_Free(o);
+}
+
+PyMethodDef ws_methods[] = {
+    {"accept", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ws_accept)), METH_VARARGS | METH_KEYWORDS,
+     "accept(subprotocol=None, headers=None): answer the handshake with 101."},
+    {"receive", ws_receive, METH_NOARGS, "receive() -> str | bytes | None (None: closed; see close_code)."},
+    {"send", ws_send, METH_O, "send(str | bytes): a text or binary message."},
+    {"close", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ws_close)), METH_VARARGS | METH_KEYWORDS,
+     "close(code=1000, reason=''): before accept(), refuses the handshake with 403."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef ws_getset[] = {
+    {"close_code", ws_get_close_code, nullptr, "The peer's close code once closed (1006: dropped).", nullptr},
+    {"close_reason", ws_get_close_reason, nullptr, "The peer's close reason.", nullptr},
+    {"subprotocols", ws_get_subprotocols, nullptr, "Subprotocols the client offered.", nullptr},
+    {"accepted", ws_get_accepted, nullptr, "accept() was called.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject WsType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.WebSocket";
+  t.tp_basicsize = sizeof(WsObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "A WebSocket upgrade request: accept(), receive(), send(), close().";
+  t.tp_dealloc = ws_dealloc;
+  t.tp_methods = ws_methods;
+  t.tp_getset = ws_getset;
+  return t;
+}();
+
+}  // namespace
+
+PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex) {
+  auto* self = PyObject_New(WsObject, &WsType);
+  if (!self) return nullptr;
+  new (&self->ex) std::shared_ptr<http::Exchange>(ex);
+  new (&self->session) std::shared_ptr<http::WsSession>();
+  self->accepted = self->denied = false;
+  return reinterpret_cast<PyObject*>(self);
+}
+
+bool websocket_answered(PyObject* ws) {
+  auto* self = reinterpret_cast<WsObject*>(ws);
+  return self->accepted || self->denied;
+}
+
+bool add_websocket_type(PyObject* module) {
+  if (PyType_Ready(&WsType) < 0) return false;
+  Py_INCREF(&WsType);
+  return PyModule_AddObject(module, "WebSocket", reinterpret_cast<PyObject*>(&WsType)) == 0;
+}
+
+}  // namespace puff::py
