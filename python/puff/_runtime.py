@@ -250,6 +250,7 @@ def _run_asyncio(fn, args, kwargs, opts: RuntimeOptions, sig: _SignalState) -> A
                 loop.remove_signal_handler(s)
             except Exception:
                 pass
+        _cancel_remaining_tasks(loop)
         loop.remove_reader(_native.wakeup_fd())
         _native.set_loop(None)
         state.loop = None
@@ -259,3 +260,21 @@ def _run_asyncio(fn, args, kwargs, opts: RuntimeOptions, sig: _SignalState) -> A
             pass
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Like asyncio.run: cancel what is still running and let it unwind (its finally blocks)."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not tasks:
+        return
+    for t in tasks:
+        t.cancel()
+    try:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+    except Exception:
+        pass
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception in a task at shutdown", "exception": t.exception(), "task": t}
+            )

@@ -202,7 +202,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
   auto app_handle = std::make_shared<AppHandle>();
   AppSettings& as = app_handle->state.settings;
   if (opts) {
-    std::size_t backlog = static_cast<std::size_t>(so.backlog), max_body = so.limits.max_body;
+    std::size_t backlog = static_cast<std::size_t>(so.backlog), max_body = so.limits.max_body,
+                ws_max = so.ws_max_message;
     bool ok = get_size(opts, "max_body", max_body) && get_size(opts, "max_header_bytes", so.limits.max_header_bytes) &&
               get_size(opts, "max_headers", so.limits.max_headers) &&
               get_size(opts, "max_request_line", so.limits.max_request_line) &&
@@ -210,10 +211,12 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
               get_ms(opts, "keepalive_timeout_ms", so.keepalive_timeout) &&
               get_ms(opts, "body_timeout_ms", so.body_timeout) && get_size(opts, "max_connections", so.max_connections) &&
               get_size(opts, "backlog", backlog) && get_size(opts, "max_concurrency", as.max_concurrency) &&
+              get_size(opts, "ws_max_message", ws_max) &&
               get_str(opts, "url_scheme", as.url_scheme) && get_str(opts, "script_name", as.script_name);
     if (!ok) return nullptr;
     so.backlog = static_cast<int>(backlog);
     so.limits.max_body = max_body;
+    so.ws_max_message = ws_max;
     PyObject* mp = PyDict_GetItemString(opts, "multiprocess");
     as.multiprocess = mp && PyObject_IsTrue(mp) == 1;
     std::string interface = "wsgi";
