@@ -111,7 +111,9 @@ Event Reader::next(char* data, std::size_t size, std::size_t& consumed) {
     consumed = pos;
     frame_left_ -= take;
     frame_offset_ += take;
-    if (frame_.is_control()) {
+    if (take == 0) {
+      // Nothing here yet (data may even be null): no copy.
+    } else if (frame_.is_control()) {
       std::memcpy(control_.data() + control_size_, p, take);
       control_size_ += take;
     } else {

@@ -223,3 +223,22 @@ TEST(WsReader, PartialControlFrameInsideAFragmentedMessage) {
             (std::vector<Seen>{{Kind::Ping, std::string(125, 'p')},
                                {Kind::Binary, std::string(50, 'm') + std::string(50, 'n')}}));
 }
+
+TEST(WsReader, EmptyNullBufferMidFrame) {
+  // Regression (fuzz): a frame header read, then a call with no bytes at all (data == nullptr).
+  std::string in = client_frame(Opcode::Close, std::string("\x03\xe8", 2));
+  Reader r;
+  std::size_t consumed;
+  EXPECT_EQ(r.next(in.data(), 6, consumed).kind, Kind::NeedMore);
+  EXPECT_EQ(consumed, 6u);
+  EXPECT_EQ(r.next(nullptr, 0, consumed).kind, Kind::NeedMore);
+  EXPECT_EQ(consumed, 0u);
+  Event ev = r.next(in.data() + 6, 2, consumed);
+  EXPECT_EQ(ev.kind, Kind::Close);
+  EXPECT_EQ(ev.close.code, 1000);
+  in = client_frame(Opcode::Text, "abc");
+  Reader t;
+  EXPECT_EQ(t.next(in.data(), 6, consumed).kind, Kind::NeedMore);
+  EXPECT_EQ(t.next(nullptr, 0, consumed).kind, Kind::NeedMore);
+  EXPECT_EQ(t.next(in.data() + 6, 3, consumed).payload, "abc");
+}
