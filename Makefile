@@ -64,3 +64,24 @@ bench-runtime: build
 
 clean:
 	rm -rf build $(VENV)
+
+# libFuzzer smoke run (preset `fuzz`, clang-14): each parser's target replays its seed corpus
+# (fuzz/corpus/<name>/), then fuzzes for FUZZ_SECONDS. New inputs go to build/fuzz/corpus/<name>/,
+# so the committed seeds only change by hand. A crash or a failed invariant stops with non-zero
+# status and leaves the input in build/fuzz/artifacts/.
+FUZZERS := http1_parser chunked ws_frame
+FUZZ_SECONDS ?= 20
+
+.PHONY: fuzz-smoke
+fuzz-smoke: deps
+	@cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j $(JOBS) >/dev/null
+	@mkdir -p build/fuzz/artifacts
+	@for f in $(FUZZERS); do \
+	  echo "== fuzz $$f: seed corpus, then $(FUZZ_SECONDS)s"; \
+	  mkdir -p build/fuzz/corpus/$$f; \
+	  build/fuzz/$${f}_fuzz -runs=0 fuzz/corpus/$$f >build/fuzz/$$f.log 2>&1 && \
+	  build/fuzz/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/$$f.dict \
+	    -artifact_prefix=build/fuzz/artifacts/$$f- build/fuzz/corpus/$$f fuzz/corpus/$$f >>build/fuzz/$$f.log 2>&1 || \
+	  { tail -n 30 build/fuzz/$$f.log; echo "fuzz-smoke: $$f failed (log: build/fuzz/$$f.log)"; exit 1; }; \
+	  tail -n 1 build/fuzz/$$f.log; \
+	done
