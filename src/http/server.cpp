@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -20,6 +21,7 @@
 #include <unordered_set>
 
 #include "http/chunked.hpp"
+#include "http/transport.hpp"
 #include "http/response.hpp"
 #include "http/ws_frame.hpp"
 #include "http/ws_handshake.hpp"
@@ -50,17 +52,17 @@ struct Server::State {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(GenericSocket sock, std::shared_ptr<Server::State> st, bool unix_socket)
-      : sock_(std::move(sock)),
-        timer_(sock_.get_executor()),
+  Connection(std::unique_ptr<Transport> t, std::shared_ptr<Server::State> st, bool unix_socket)
+      : t_(std::move(t)),
+        timer_(t_->executor()),
         st_(std::move(st)),
         unix_(unix_socket),
         chunked_(st_->opts.limits) {}
 
   void start() {
     if (!unix_) {
-      error_code ec;
-      sock_.set_option(tcp::no_delay(true), ec);
+      int one = 1;
+      ::setsockopt(t_->native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       fill_addresses();
     }
     buf_.resize(16 * 1024);
@@ -69,10 +71,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void post_stop_when_idle() {
-    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->stop_when_idle(); });
+    asio::post(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
   }
   void post_close() {
-    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->close(); });
+    asio::post(t_->executor(), [self = shared_from_this()] { self->close(); });
   }
 
   /** Graceful: close now if idle, else after the current response. Own thread. */
@@ -85,10 +87,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_) return;
     auto self = shared_from_this();  // `live` may hold the last other reference
     closed_ = true;
-    error_code ec;
     timer_.cancel();
-    sock_.shutdown(asio::socket_base::shutdown_both, ec);
-    sock_.close(ec);
+    t_->close();
     if (ex_) {
       ex_->io_closed();
       end_exchange();
@@ -104,7 +104,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void fill_addresses() {
     error_code ec;
-    int fd = sock_.native_handle();
+    int fd = t_->native_handle();
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     auto name = [](const sockaddr_storage& s, std::string& addr, std::uint16_t& port) {
@@ -157,8 +157,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     reading_ = true;
-    sock_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
-                          [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
+    t_->read_some(buf_.data() + end_, buf_.size() - end_,
+                  [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   void on_read(const error_code& ec, std::size_t n) {
@@ -250,7 +250,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_.cancel();
 
     std::weak_ptr<Connection> weak = shared_from_this();
-    auto exec = sock_.get_executor();
+    auto exec = t_->executor();
     ex->wake_io = [weak, exec] {
       asio::post(exec, [weak] {
         if (auto self = weak.lock()) self->on_wake();
@@ -366,7 +366,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       bufs_.emplace_back(s.data(), s.size());
       total += s.size();
     }
-    asio::async_write(sock_, bufs_, [self = shared_from_this(), total](const error_code& ec, std::size_t n) {
+    t_->write(bufs_, [self = shared_from_this(), total](const error_code& ec, std::size_t n) {
       self->on_written(ec, n, total);
     });
   }
@@ -427,7 +427,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ws_reader_ = std::make_unique<ws::Reader>(o);
     timer_.cancel();
     std::weak_ptr<Connection> weak = shared_from_this();
-    auto exec = sock_.get_executor();
+    auto exec = t_->executor();
     ws_->io_attach([weak, exec] {
       asio::post(exec, [weak] {
         if (auto self = weak.lock()) self->on_wake();
@@ -489,22 +489,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     start_ = end_;  // discard the rest of the input
     writing_ = false;
     auto self = shared_from_this();
-    std::vector<asio::const_buffer> bufs;
     writing_now_.swap(pending_);
     pending_.clear();
-    for (auto& s : writing_now_) bufs.emplace_back(s.data(), s.size());
+    bufs_.clear();
+    for (auto& s : writing_now_) bufs_.emplace_back(s.data(), s.size());
     writing_ = true;
-    asio::async_write(sock_, bufs, [self](const error_code&, std::size_t) {
+    t_->write(bufs_, [self](const error_code&, std::size_t) {
       self->writing_ = false;
       self->writing_now_.clear();
       // Let the client read the answer before the close resets the connection.
-      error_code ec;
-      self->sock_.shutdown(asio::socket_base::shutdown_send, ec);
+      self->t_->shutdown_send();
       self->close();
     });
   }
 
-  GenericSocket sock_;
+  std::unique_ptr<Transport> t_;
   asio::steady_timer timer_;
   std::shared_ptr<Server::State> st_;
   bool unix_;
@@ -535,32 +534,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 namespace {
 
+void start_connection(std::unique_ptr<Transport> t, std::shared_ptr<Server::State> st, bool unix_socket) {
+  auto conn = std::make_shared<Connection>(std::move(t), st, unix_socket);
+  st->connections.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(st->m);
+    st->live.insert(conn);
+  }
+  conn->start();
+}
+
 template <class Acceptor>
-void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> st, bool unix_socket, int family) {
-  acc->async_accept([acc, st, unix_socket, family](const error_code& ec, typename Acceptor::protocol_type::socket s) {
+void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> st, bool unix_socket, int family,
+                 std::shared_ptr<TlsContext> tls = nullptr) {
+  acc->async_accept([acc, st, unix_socket, family, tls](const error_code& ec, typename Acceptor::protocol_type::socket s) {
     if (ec == asio::error::operation_aborted || !acc->is_open()) return;
     if (!ec) {
       if (!st->accepting.load() || st->connections.load() >= st->opts.max_connections) {
         error_code ignore;
         s.close(ignore);
       } else {
-        int proto = unix_socket ? 0 : IPPROTO_TCP;
-        GenericSocket gs(acc->get_executor(), asio::generic::stream_protocol(family, proto), s.release());
-        auto conn = std::make_shared<Connection>(std::move(gs), st, unix_socket);
-        st->connections.fetch_add(1);
-        {
-          std::lock_guard<std::mutex> lock(st->m);
-          st->live.insert(conn);
+        int fd = s.release();
+        if (tls) {
+          start_tls(tls, acc->get_executor(), family, fd, static_cast<unsigned>(st->opts.header_timeout.count()),
+                    [st](std::unique_ptr<Transport> t) {
+                      if (t) start_connection(std::move(t), st, false);
+                    });
+        } else {
+          start_connection(make_plain_transport(acc->get_executor(), family, unix_socket ? 0 : IPPROTO_TCP, fd), st,
+                           unix_socket);
         }
-        conn->start();
       }
     } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
       // Out of file descriptors: back off briefly instead of spinning.
       auto t = std::make_shared<asio::steady_timer>(acc->get_executor(), std::chrono::milliseconds(50));
-      t->async_wait([t, acc, st, unix_socket, family](const error_code&) { accept_loop(acc, st, unix_socket, family); });
+      t->async_wait([t, acc, st, unix_socket, family, tls](const error_code&) {
+        accept_loop(acc, st, unix_socket, family, tls);
+      });
       return;
     }
-    accept_loop(acc, st, unix_socket, family);
+    accept_loop(acc, st, unix_socket, family, tls);
   });
 }
 
@@ -577,7 +590,8 @@ Server::~Server() {
   close_all();
 }
 
-BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port) {
+BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port, const TlsOptions* tls_opts) {
+  std::shared_ptr<TlsContext> tls = tls_opts ? make_tls_context(*tls_opts) : nullptr;
   error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) throw std::runtime_error("invalid bind address '" + host + "': " + ec.message());
@@ -596,7 +610,7 @@ BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port) {
       throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
     }
     if (bound_port == 0) bound_port = acc->local_endpoint().port();
-    accept_loop(acc, state_, false, addr.is_v6() ? AF_INET6 : AF_INET);
+    accept_loop(acc, state_, false, addr.is_v6() ? AF_INET6 : AF_INET, tls);
     std::lock_guard<std::mutex> lock(state_->m);
     state_->closers.push_back([acc] {
       asio::post(acc->get_executor(), [acc] {
@@ -605,7 +619,7 @@ BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port) {
       });
     });
   }
-  return {addr.to_string(), bound_port, false};
+  return {addr.to_string(), bound_port, false, tls != nullptr};
 }
 
 BoundEndpoint Server::listen_unix(const std::string& path) {
@@ -629,10 +643,11 @@ BoundEndpoint Server::listen_unix(const std::string& path) {
       acc->close(ignore);
     });
   });
-  return {path, 0, true};
+  return {path, 0, true, false};
 }
 
-void Server::listen_fd(int fd) {
+void Server::listen_fd(int fd, const TlsOptions* tls_opts) {
+  std::shared_ptr<TlsContext> tls = tls_opts ? make_tls_context(*tls_opts) : nullptr;
   for (std::size_t i = 0; i < io_.size(); ++i) {
     int dupfd = ::dup(fd);
     if (dupfd < 0) throw std::runtime_error("dup of listening socket failed");
@@ -644,7 +659,7 @@ void Server::listen_fd(int fd) {
     error_code ec;
     acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), dupfd, ec);
     if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
-    accept_loop(acc, state_, false, family);
+    accept_loop(acc, state_, false, family, tls);
     std::lock_guard<std::mutex> lock(state_->m);
     state_->closers.push_back([acc] {
       asio::post(acc->get_executor(), [acc] {

@@ -15,6 +15,7 @@
 #include "http/exchange.hpp"
 #include "http/http1_parser.hpp"
 #include "http/response.hpp"
+#include "http/transport.hpp"
 
 namespace puff::http {
 
@@ -39,6 +40,7 @@ struct BoundEndpoint {
   std::string address;  // "127.0.0.1", "::1" or a Unix socket path
   std::uint16_t port;   // 0 for Unix sockets
   bool unix_socket;
+  bool tls;
 };
 
 class Server {
@@ -50,11 +52,11 @@ class Server {
 
   /** Listens on host:port on every I/O thread (port 0 = pick one, shared by all threads).
    *  Throws std::runtime_error with the address in the message on failure. Any thread. */
-  BoundEndpoint listen_tcp(const std::string& host, std::uint16_t port);
+  BoundEndpoint listen_tcp(const std::string& host, std::uint16_t port, const TlsOptions* tls = nullptr);
   /** Listens on a Unix socket path (a stale socket file is replaced). */
   BoundEndpoint listen_unix(const std::string& path);
   /** Listens on an already-bound listening socket (inherited from a supervisor). */
-  void listen_fd(int fd);
+  void listen_fd(int fd, const TlsOptions* tls = nullptr);
 
   /** Stops accepting; idle connections close, busy ones close after their response. */
   void stop_accepting();

@@ -306,14 +306,26 @@ PyObject* server_listen_tcp(PyObject* o, PyObject* args) {
   auto* self = reinterpret_cast<ServerObject*>(o);
   const char* host;
   int port;
-  if (!PyArg_ParseTuple(args, "si:listen_tcp", &host, &port)) return nullptr;
+  const char *certfile = nullptr, *keyfile = nullptr;
+  if (!PyArg_ParseTuple(args, "si|zz:listen_tcp", &host, &port, &certfile, &keyfile)) return nullptr;
+  if ((certfile == nullptr) != (keyfile == nullptr)) {
+    PyErr_SetString(PyExc_ValueError, "listen_tcp: TLS needs both certfile and keyfile");
+    return nullptr;
+  }
   if (port < 0 || port > 65535) {
     PyErr_Format(PyExc_ValueError, "port %d out of range", port);
     return nullptr;
   }
   if (!self->server) return closed_error();
   try {
-    return endpoint_tuple(self->server->listen_tcp(host, static_cast<std::uint16_t>(port)));
+    http::TlsOptions tls;
+    if (certfile) {
+      tls.certfile = certfile;
+      tls.keyfile = keyfile;
+      tls.h2 = false;  // ALPN offers only http/1.1 until the HTTP/2 connection exists
+      self->app->state.settings.url_scheme = "https";
+    }
+    return endpoint_tuple(self->server->listen_tcp(host, static_cast<std::uint16_t>(port), certfile ? &tls : nullptr));
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_OSError, e.what());
     return nullptr;
@@ -364,7 +376,8 @@ PyObject* server_stats(PyObject* o, PyObject*) {
 }
 
 PyMethodDef server_methods[] = {
-    {"listen_tcp", server_listen_tcp, METH_VARARGS, "listen_tcp(host, port) -> (host, port) on every I/O thread."},
+    {"listen_tcp", server_listen_tcp, METH_VARARGS,
+     "listen_tcp(host, port, certfile=None, keyfile=None) -> (host, port) on every I/O thread; TLS with both files."},
     {"listen_unix", server_listen_unix, METH_O, "listen_unix(path) -> (path, 0)"},
     {"listen_fd", server_listen_fd, METH_O, "listen_fd(fd): accept on an inherited listening socket."},
     {"stop_accepting", server_stop_accepting, METH_NOARGS,

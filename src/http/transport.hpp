@@ -1,0 +1,57 @@
+// A connection's byte stream: a plain socket (TCP or Unix) or TLS over it. The HTTP/1.1,
+// WebSocket and HTTP/2 code is written once against this interface. One I/O thread uses a
+// transport; callbacks run on that thread.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace puff::http {
+
+using IoHandler = std::function<void(const boost::system::error_code&, std::size_t)>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  /** Reads what is available (at least one byte) into [data, data+size). */
+  virtual void read_some(char* data, std::size_t size, IoHandler h) = 0;
+  /** Writes every byte of `bufs` (which must stay valid until `h` runs). */
+  virtual void write(const std::vector<boost::asio::const_buffer>& bufs, IoHandler h) = 0;
+  /** Ends the sending side (TLS: close_notify is skipped; the socket's FIN is sent). */
+  virtual void shutdown_send() = 0;
+  virtual void close() = 0;
+  virtual int native_handle() = 0;
+  virtual boost::asio::any_io_executor executor() = 0;
+  virtual bool tls() const { return false; }
+  /** The ALPN protocol the client and server agreed on ("h2", "http/1.1", or empty). */
+  virtual std::string alpn() const { return {}; }
+};
+
+/** TLS settings for a listener (PEM files). */
+struct TlsOptions {
+  std::string certfile;
+  std::string keyfile;
+  bool h2 = true;  // offer "h2" in ALPN (else only "http/1.1")
+};
+
+class TlsContext;  // OpenSSL context, shared by a listener's connections
+
+/** Loads the certificate and key; throws std::runtime_error naming the file on failure. */
+std::shared_ptr<TlsContext> make_tls_context(const TlsOptions& opts);
+
+/** Wraps an accepted socket (its native handle, which the transport then owns). */
+std::unique_ptr<Transport> make_plain_transport(boost::asio::any_io_executor ex, int family, int protocol, int fd);
+
+/** TLS over an accepted socket: runs the server handshake, then calls `done` with the transport
+ *  (or null on failure, after closing the socket). The handshake is bounded by `timeout_ms`. */
+void start_tls(std::shared_ptr<TlsContext> ctx, boost::asio::any_io_executor ex, int family, int fd,
+               unsigned timeout_ms, std::function<void(std::unique_ptr<Transport>)> done);
+
+}  // namespace puff::http
