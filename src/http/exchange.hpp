@@ -45,6 +45,9 @@ class Exchange {
   std::uint16_t local_port = 0;
   bool unix_socket = false;
   bool tls = false;
+  /** Header lines ("Name: value\r\n") every response to this request carries (CORS, ...);
+   *  set by the connection's handlers before the application sees the request. */
+  std::string extra_response_headers;
   /** A valid RFC 6455 upgrade request (GET, HTTP/1.1, Upgrade: websocket, version 13, a key). */
   bool websocket = false;
   std::string_view ws_key, ws_protocols, ws_extensions;

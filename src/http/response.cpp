@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "http/exchange.hpp"
 #include "http/http1_parser.hpp"
 
 namespace puff::http {
@@ -33,6 +34,12 @@ bool contains_token_close(std::string_view v) {
 }
 
 }  // namespace
+
+ResponseWriter::ResponseWriter(const Exchange& ex)
+    : version_minor_(ex.version_minor),
+      extra_(ex.extra_response_headers),
+      keep_alive_(ex.keep_alive),
+      head_request_(ex.method == "HEAD") {}
 
 std::string_view ResponseWriter::set_status(int code, std::string_view reason) {
   if (code < 100 || code > 999) return "status code must be between 100 and 999";
@@ -90,6 +97,7 @@ std::string ResponseWriter::head(long long body_size) {
   h.append(status_line_);
   h.append("\r\n");
   h.append(headers_);
+  h.append(extra_);
   if (!has_date_) h.append(date_header_line());
   bool body_forbidden = status_ < 200 || status_ == 204 || status_ == 304;
   if (has_length_ && !body_forbidden) {

@@ -14,10 +14,14 @@
 
 namespace puff::http {
 
+class Exchange;
+
 class ResponseWriter {
  public:
   ResponseWriter(int version_minor, bool keep_alive, bool head_request)
       : version_minor_(version_minor), keep_alive_(keep_alive), head_request_(head_request) {}
+  /** For the response to `ex` (its version, keep-alive, method and extra headers). */
+  explicit ResponseWriter(const Exchange& ex);
 
   /** Sets the status from a code and an optional reason ("" = the standard phrase).
    *  Returns an error text, or "" when valid. */
@@ -43,6 +47,7 @@ class ResponseWriter {
 
  private:
   int version_minor_;
+  std::string extra_;
   bool keep_alive_;
   bool head_request_;
   int status_ = 0;

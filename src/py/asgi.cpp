@@ -314,7 +314,7 @@ PyObject* start_response(ChannelObject* c, PyObject* msg) {
   }
   long code = PyLong_AsLong(status);
   if (code == -1 && PyErr_Occurred()) return nullptr;
-  c->w.emplace(c->ex->version_minor, c->ex->keep_alive, c->ex->method == "HEAD");
+  c->w.emplace(*c->ex);
   std::string_view err = c->w->set_status(static_cast<int>(code));
   if (!err.empty()) {
     PyErr_Format(PyExc_ValueError, "ASGI http.response.start: %s (got %ld)", std::string(err).c_str(), code);

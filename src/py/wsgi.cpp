@@ -211,7 +211,7 @@ struct Response {
   bool started = false;  // start_response called
 
   explicit Response(const std::shared_ptr<http::Exchange>& e)
-      : ex(e), w(e->version_minor, e->keep_alive, e->method == "HEAD") {}
+      : ex(e), w(*e) {}
 
   std::string head(long long body_size) {
     std::string h = w.head(body_size);
@@ -310,7 +310,7 @@ PyObject* start_response_call(PyObject* o, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_RuntimeError, "start_response called twice without exc_info");
     return nullptr;
   }
-  http::ResponseWriter trial(r.ex->version_minor, r.ex->keep_alive, r.ex->method == "HEAD");
+  http::ResponseWriter trial(*r.ex);
   if (!parse_status(status, trial) || !parse_headers(headers, trial)) return nullptr;
   r.w = std::move(trial);
   r.started = true;
