@@ -45,6 +45,7 @@ class Exchange {
   std::uint16_t local_port = 0;
   bool unix_socket = false;
   bool tls = false;
+  bool http2 = false;  // an HTTP/2 stream: the response body is sent as DATA frames, unframed
   /** Header lines ("Name: value\r\n") every response to this request carries (CORS, ...);
    *  set by the connection's handlers before the application sees the request. */
   std::string extra_response_headers;

@@ -37,6 +37,7 @@ bool contains_token_close(std::string_view v) {
 
 ResponseWriter::ResponseWriter(const Exchange& ex)
     : version_minor_(ex.version_minor),
+      h2_(ex.http2),
       extra_(ex.extra_response_headers),
       keep_alive_(ex.keep_alive),
       head_request_(ex.method == "HEAD") {}
@@ -107,6 +108,8 @@ std::string ResponseWriter::head(long long body_size) {
       has_length_ = true;
       length_ = static_cast<std::uint64_t>(body_size);
       h.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n");
+    } else if (h2_) {
+      // HTTP/2 frames the body itself (DATA frames, END_STREAM).
     } else if (version_minor_ >= 1 && !head_request_) {
       chunked_ = true;
       h.append("Transfer-Encoding: chunked\r\n");
@@ -114,7 +117,9 @@ std::string ResponseWriter::head(long long body_size) {
       close_ = true;  // HTTP/1.0: the body ends when the connection does
     }
   }
-  if (!keep_alive()) {
+  if (h2_) {
+    // No connection-specific headers in HTTP/2 (RFC 9113 §8.2.2).
+  } else if (!keep_alive()) {
     h.append("Connection: close\r\n");
   } else if (version_minor_ == 0) {
     h.append("Connection: keep-alive\r\n");

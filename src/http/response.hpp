@@ -47,6 +47,7 @@ class ResponseWriter {
 
  private:
   int version_minor_;
+  bool h2_ = false;
   std::string extra_;
   bool keep_alive_;
   bool head_request_;

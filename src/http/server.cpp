@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "http/chunked.hpp"
+#include "http/server_internal.hpp"
 #include "http/transport.hpp"
 #include "http/response.hpp"
 #include "http/ws_frame.hpp"
@@ -35,22 +36,43 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using GenericSocket = asio::generic::stream_protocol::socket;
 
-class Connection;
-
-struct Server::State {
-  ServerOptions opts;
-  std::shared_ptr<Handler> handler;
-  std::atomic<std::size_t> connections{0};
-  std::atomic<std::size_t> in_flight{0};
-  std::atomic<bool> accepting{true};
-  std::mutex m;
-  std::unordered_set<std::shared_ptr<Connection>> live;  // for stop/close_all
-  std::vector<std::function<void()>> closers;            // close each listener (on its thread)
-};
-
 // ---- connection -------------------------------------------------------------------------------
 
-class Connection : public std::enable_shared_from_this<Connection> {
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/** `buf` is (a prefix of) the HTTP/2 client connection preface. */
+bool looks_like_h2_preface(std::string_view buf) {
+  std::size_t n = buf.size() < kH2Preface.size() ? buf.size() : kH2Preface.size();
+  return n >= 4 && buf.substr(0, n) == kH2Preface.substr(0, n);
+}
+
+bool base64url_decode(std::string_view in, std::string& out) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-' || c == '+') return 62;
+    if (c == '_' || c == '/') return 63;
+    return -1;
+  };
+  out.clear();
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    int v = val(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+class Connection final : public ConnectionBase, public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::unique_ptr<Transport> t, std::shared_ptr<Server::State> st, bool unix_socket)
       : t_(std::move(t)),
@@ -70,10 +92,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     read();
   }
 
-  void post_stop_when_idle() {
+  void post_stop_when_idle() override {
     asio::post(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
   }
-  void post_close() {
+  void post_close() override {
     asio::post(t_->executor(), [self = shared_from_this()] { self->close(); });
   }
 
@@ -199,6 +221,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     std::string_view avail(buf_.data() + start_, end_ - start_);
+    if (!served_any_ && !reading_ && looks_like_h2_preface(avail)) {
+      if (avail.size() < kH2Preface.size()) {
+        read();
+        return;
+      }
+      hand_over_to_h2(avail, nullptr);  // HTTP/2 with prior knowledge (h2c)
+      return;
+    }
     Error err{};
     Status s = parse_request_head(avail, st_->opts.limits, head_, err);
     if (s == Status::Incomplete) {
@@ -246,6 +276,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ex->local_addr = local_addr_;
     ex->local_port = local_port_;
     ex->unix_socket = unix_;
+    ex->tls = t_->tls();
     start_ += head_bytes.size();
     timer_.cancel();
 
@@ -279,8 +310,55 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (closed_) return;
       if (body_ != Body::Done) arm_timer(st_->opts.body_timeout, false);
     }
+    served_any_ = true;
+    if (h.upgrade && iequals(h.upgrade_token, "h2c") && !ex->has_body && !t_->tls() && st_->opts.h2c) {
+      if (const Header* settings = h.find("http2-settings")) {
+        std::string decoded;
+        if (base64url_decode(settings->value, decoded)) {
+          upgrade_to_h2(std::move(ex), std::move(decoded));
+          return;
+        }
+      }
+    }
     st_->handler->on_request(ex);
     read();
+  }
+
+  /** Answers 101 and continues the connection as HTTP/2 with this request as stream 1. */
+  void upgrade_to_h2(std::shared_ptr<Exchange> ex, std::string settings) {
+    ex_.reset();
+    st_->in_flight.fetch_sub(1);
+    body_ = Body::None;
+    static const std::string k101 = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    bufs_.assign(1, asio::const_buffer(k101.data(), k101.size()));
+    writing_ = true;
+    auto up = std::make_shared<H2Upgrade>();
+    up->settings = std::move(settings);
+    up->head_request = ex->method == "HEAD";
+    up->request = std::move(ex);
+    t_->write(bufs_, [self = shared_from_this(), up](const error_code& ec, std::size_t) {
+      self->writing_ = false;
+      if (ec || self->closed_) {
+        self->close();
+        return;
+      }
+      std::string_view rest(self->buf_.data() + self->start_, self->end_ - self->start_);
+      self->hand_over_to_h2(rest, up.get());
+    });
+  }
+
+  /** Gives the transport to an HTTP/2 connection; this object then just goes away. */
+  void hand_over_to_h2(std::string_view initial, H2Upgrade* upgrade) {
+    auto self = shared_from_this();
+    closed_ = true;
+    timer_.cancel();
+    std::string bytes(initial);
+    st_->connections.fetch_sub(1);
+    {
+      std::lock_guard<std::mutex> lock(st_->m);
+      st_->live.erase(self);
+    }
+    start_h2(std::move(t_), st_, bytes, upgrade);
   }
 
   void feed_body() {
@@ -528,6 +606,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<asio::const_buffer> bufs_;
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
   bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;
+  bool served_any_ = false;
 };
 
 // ---- listeners --------------------------------------------------------------------------------------
@@ -535,6 +614,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 namespace {
 
 void start_connection(std::unique_ptr<Transport> t, std::shared_ptr<Server::State> st, bool unix_socket) {
+  if (t->alpn() == "h2") {
+    start_h2(std::move(t), std::move(st), {}, nullptr);
+    return;
+  }
   auto conn = std::make_shared<Connection>(std::move(t), st, unix_socket);
   st->connections.fetch_add(1);
   {
@@ -676,7 +759,7 @@ std::size_t Server::in_flight() const { return state_->in_flight.load(); }
 void Server::stop_accepting() {
   state_->accepting.store(false);
   std::vector<std::function<void()>> closers;
-  std::vector<std::shared_ptr<Connection>> conns;
+  std::vector<std::shared_ptr<ConnectionBase>> conns;
   {
     std::lock_guard<std::mutex> lock(state_->m);
     closers.swap(state_->closers);
@@ -688,7 +771,7 @@ void Server::stop_accepting() {
 }
 
 void Server::close_all() {
-  std::vector<std::shared_ptr<Connection>> conns;
+  std::vector<std::shared_ptr<ConnectionBase>> conns;
   {
     std::lock_guard<std::mutex> lock(state_->m);
     conns.assign(state_->live.begin(), state_->live.end());

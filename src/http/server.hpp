@@ -27,6 +27,7 @@ struct ServerOptions {
   std::size_t max_connections = 10000;                // per process; more are accepted and closed
   int backlog = 1024;
   std::uint64_t ws_max_message = 16 * 1024 * 1024;  // WebSocket message limit (close 1009)
+  bool h2c = true;  // cleartext HTTP/2: prior knowledge and `Upgrade: h2c`
 };
 
 /** Receives requests. on_request runs on the connection's I/O thread and must not block. */

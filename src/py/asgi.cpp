@@ -21,7 +21,7 @@ namespace {
 struct K {
   PyObject *type, *body, *more_body, *status, *headers, *http_request, *http_disconnect, *http_response_start,
       *http_response_body, *asgi, *version, *spec_version, *http_version, *server, *client, *scheme, *method,
-      *root_path, *path, *raw_path, *query_string, *state, *http, *v30, *v23, *h10, *h11, *create_task, *context,
+      *root_path, *path, *raw_path, *query_string, *state, *http, *v30, *v23, *h10, *h11, *h2, *create_task, *context,
       *add_done_callback, *set_result, *done, *receive, *send, *finished_cb, *cancelled, *exception, *empty_bytes;
   PyObject* asgi_dict;  // {"version": "3.0", "spec_version": "2.3"}
 };
@@ -57,6 +57,7 @@ K* k() {
     k->v23 = s("2.3");
     k->h10 = s("1.0");
     k->h11 = s("1.1");
+    k->h2 = s("2");
     k->create_task = s("create_task");
     k->context = s("context");
     k->add_done_callback = s("add_done_callback");
@@ -515,11 +516,11 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
   PyObject* scope = PyDict_New();
   if (!scope) return nullptr;
   std::string_view raw_path = ex.path.empty() ? std::string_view("/") : ex.path;
-  bool tls = app.state.settings.url_scheme == "https";
+  bool tls = ex.tls || app.state.settings.url_scheme == "https";
   const char* scheme = websocket ? (tls ? "wss" : "ws") : (tls ? "https" : "http");
   bool ok = put(scope, kk->type, PyUnicode_FromString(websocket ? "websocket" : "http")) == 0 &&
             PyDict_SetItem(scope, kk->asgi, kk->asgi_dict) == 0 &&
-            PyDict_SetItem(scope, kk->http_version, ex.version_minor == 0 ? kk->h10 : kk->h11) == 0 &&
+            PyDict_SetItem(scope, kk->http_version, ex.http2 ? kk->h2 : ex.version_minor == 0 ? kk->h10 : kk->h11) == 0 &&
             (websocket || put(scope, kk->method, PyUnicode_DecodeLatin1(ex.method.data(), static_cast<Py_ssize_t>(ex.method.size()), nullptr)) == 0) &&
             put(scope, kk->scheme, PyUnicode_FromString(scheme)) == 0 &&
             put(scope, kk->path, decoded_path(raw_path)) == 0 &&

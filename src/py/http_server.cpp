@@ -322,8 +322,7 @@ PyObject* server_listen_tcp(PyObject* o, PyObject* args) {
     if (certfile) {
       tls.certfile = certfile;
       tls.keyfile = keyfile;
-      tls.h2 = false;  // ALPN offers only http/1.1 until the HTTP/2 connection exists
-      self->app->state.settings.url_scheme = "https";
+      tls.h2 = true;
     }
     return endpoint_tuple(self->server->listen_tcp(host, static_cast<std::uint16_t>(port), certfile ? &tls : nullptr));
   } catch (const std::exception& e) {

@@ -27,7 +27,7 @@ struct Keys {
   PyObject *request_method, *script_name, *path_info, *query_string, *content_type, *content_length,
       *server_name, *server_port, *server_protocol, *remote_addr, *remote_port, *wsgi_version, *wsgi_url_scheme,
       *wsgi_input, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess, *wsgi_run_once, *wsgi_input_terminated,
-      *wsgi_file_wrapper, *http_1_0, *http_1_1, *version_tuple, *empty, *close, *puff_websocket;
+      *wsgi_file_wrapper, *http_1_0, *http_1_1, *version_tuple, *empty, *close, *puff_websocket, *http_2;
   PyObject* file_wrapper = nullptr;  // puff._wsgi.FileWrapper (set lazily)
 };
 
@@ -61,6 +61,7 @@ Keys* keys() {
     k->empty = s("");
     k->close = s("close");
     k->puff_websocket = s("puff.websocket");
+    k->http_2 = s("HTTP/2");
     return k;
   }();
   return k;
@@ -126,7 +127,7 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
     ok &= set_item(env, k->path_info, latin1(path)) == 0;
   }
   ok &= set_item(env, k->query_string, latin1(ex->query)) == 0;
-  ok &= PyDict_SetItem(env, k->server_protocol, ex->version_minor == 0 ? k->http_1_0 : k->http_1_1) == 0;
+  ok &= PyDict_SetItem(env, k->server_protocol, ex->http2 ? k->http_2 : ex->version_minor == 0 ? k->http_1_0 : k->http_1_1) == 0;
   if (ex->unix_socket) {
     std::string_view host = ex->host;
     auto colon = host.rfind(':');
@@ -179,7 +180,7 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
   if (ok && !ex->chunked && ex->content_length > 0 && !PyDict_Contains(env, k->content_length))
     ok &= set_item(env, k->content_length, PyUnicode_FromFormat("%llu", static_cast<unsigned long long>(ex->content_length))) == 0;
   ok &= PyDict_SetItem(env, k->wsgi_version, k->version_tuple) == 0;
-  ok &= set_item(env, k->wsgi_url_scheme, latin1(app.settings.url_scheme)) == 0;
+  ok &= set_item(env, k->wsgi_url_scheme, latin1(ex->tls ? std::string_view("https") : std::string_view(app.settings.url_scheme))) == 0;
   ok &= set_item(env, k->wsgi_input, new_wsgi_input(ex)) == 0;
   PyObject* err = PySys_GetObject("stderr");  // borrowed
   ok &= PyDict_SetItem(env, k->wsgi_errors, err ? err : Py_None) == 0;
