@@ -17,7 +17,7 @@ PACKAGES=(
   # private services for tests, demo and benchmarks (scripts/services.sh)
   postgresql redis-server
   # load generators for bench/
-  wrk nghttp2-client
+  wrk nghttp2-client curl
 )
 
 missing=()
