@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from ._server_config import ServerConfig, read_server
+
 POOL_KINDS = ("postgres", "redis", "pubsub", "task_queue")
 DEFAULT_URLS = {
     "postgres": "postgres://postgres:password@localhost:5432/postgres",
@@ -162,6 +164,7 @@ class PuffConfig:
     global_state: Optional[str] = None
     cors: Optional[CorsConfig] = None
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     commands: List[CommandConfig] = dataclasses.field(default_factory=list)
     postgres: List[PoolConfig] = dataclasses.field(default_factory=list)
     redis: List[PoolConfig] = dataclasses.field(default_factory=list)
@@ -412,6 +415,9 @@ def build(data: dict, path: Optional[Path] = None, text: str = "") -> PuffConfig
     runtime = top.get("runtime", "table")
     if runtime is not None:
         cfg.runtime = _runtime(_Reader(ctx, runtime, ("runtime",), "[runtime]"))
+    server = top.get("server", "table")
+    if server is not None:
+        cfg.server = read_server(_Reader(ctx, server, ("server",), "[server]"))
     for key in _TOP_ARRAYS:
         top.known.append(key)
         if key in data:

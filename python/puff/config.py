@@ -40,6 +40,7 @@ from ._config_schema import (
     check_url,
     redact_url,
 )
+from ._server_config import SERVER_SETTINGS, Bind, ServerConfig, parse_bind, setting_value
 
 __all__ = [
     "BUILTIN_COMMANDS",
@@ -55,12 +56,15 @@ __all__ = [
     "PuffConfig",
     "RUNTIME_SETTINGS",
     "RuntimeConfig",
+    "SERVER_SETTINGS",
+    "ServerConfig",
     "TaskQueueConfig",
     "current",
     "dump",
     "import_object",
     "load",
     "override",
+    "parse_bind",
     "redact_url",
 ]
 
@@ -164,7 +168,8 @@ def load_dotenv(cfg: PuffConfig, environ: MutableMapping[str, str]) -> dict:
 
 
 def apply_env(cfg: PuffConfig, environ: MutableMapping[str, str], from_dotenv: Optional[dict] = None) -> None:
-    """Applies the ``PUFF_<NAME>_<KIND>_URL`` and runtime variables (an empty value is unset)."""
+    """Applies the ``PUFF_<NAME>_<KIND>_URL``, runtime and server variables (an empty value is
+    unset)."""
     from_dotenv = from_dotenv or {}
 
     def origin(var: str) -> str:
@@ -176,17 +181,26 @@ def apply_env(cfg: PuffConfig, environ: MutableMapping[str, str], from_dotenv: O
     for key, (var, _flag, _minimum) in RUNTIME_SETTINGS.items():
         if environ.get(var):
             override(cfg, f"runtime.{key}", environ[var], origin(var))
+    for key, (var, _flag) in SERVER_SETTINGS.items():
+        if var and environ.get(var):
+            override(cfg, f"server.{key}", environ[var], origin(var))
 
 
 def override(cfg: PuffConfig, key: str, value: Any, source: str) -> None:
     """Sets one overridable value and records where it came from.
 
-    ``key`` is ``runtime.<setting>`` or ``<kind>.<pool name>.url``; ``value`` may be a string
+    ``key`` is ``runtime.<setting>``, ``server.<setting>`` or ``<kind>.<pool name>.url``;
+    ``value`` may be a string
     (from a variable) or already typed (from a flag); ``source`` is shown in errors and by
     ``puff config``."""
     section, _, rest = key.partition(".")
     if section == "runtime":
         setattr(cfg.runtime, rest, _runtime_value(rest, value, source))
+    elif section == "server":
+        try:
+            setattr(cfg.server, rest, setting_value(rest, value))
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
     else:
         name = rest.rpartition(".")[0]
         pool = cfg.pool(section, name)
@@ -312,6 +326,9 @@ def dump(cfg: PuffConfig) -> str:
     out.append("\n[runtime]")
     for key in RUNTIME_SETTINGS:
         put(key, getattr(cfg.runtime, key), f"runtime.{key}")
+    out.append("\n[server]")
+    for field in ServerConfig.__dataclass_fields__:
+        put(field, getattr(cfg.server, field), f"server.{field}")
     if cfg.cors:
         out.append("\n[cors]")
         for field in CorsConfig.__dataclass_fields__:
@@ -351,6 +368,26 @@ blocking_threads = 32           # pool for @puff.blocking functions   (PUFF_BLOC
 spin_us = 50                    # how long idle threads spin before sleeping    (PUFF_SPIN_US)
 shutdown_timeout_ms = 10000     # grace period after SIGINT/SIGTERM (PUFF_SHUTDOWN_TIMEOUT_MS)
 uvloop = true                   # use uvloop for the asyncio loop when installed (PUFF_UVLOOP)
+
+# `puff serve`: the HTTP server (docs/http.md). Flags of `puff serve` override these.
+[server]
+bind = ["127.0.0.1:7777"]       # host:port, [ipv6]:port, unix:/path               (PUFF_BIND)
+workers = 1                     # pre-forked processes, each with its own GIL   (PUFF_WORKERS)
+# threads = 2                   # I/O threads per worker (default: [runtime] io_threads)
+graceful_timeout_ms = 30000     # after SIGTERM, wait this long for requests (PUFF_GRACEFUL_TIMEOUT_MS)
+access_log = false              # one line per request, common log format  (PUFF_ACCESS_LOG)
+root_path = ""                  # the app is mounted below this path (SCRIPT_NAME)
+url_scheme = "http"             # wsgi.url_scheme ("https" behind a TLS proxy)
+max_body = 10485760             # request body bytes; more: 413                 (PUFF_MAX_BODY)
+max_header_bytes = 65536        # request head bytes; more: 431
+max_headers = 100               # request header lines; more: 431
+max_request_line = 8192         # request line bytes; more: 414
+header_timeout_ms = 10000       # to receive a request head; slower: 408
+keepalive_timeout_ms = 5000     # idle keep-alive connections are closed after this
+body_timeout_ms = 30000         # longest pause while receiving a request body
+max_connections = 10000         # per worker; more are accepted and closed
+backlog = 1024                  # listen backlog
+max_concurrency = 1000          # requests running at once per worker; more wait in order
 
 [cors]
 base_config = "Default"         # "Default" (nothing allowed), "Permissive" or "VeryPermissive"
