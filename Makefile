@@ -85,3 +85,8 @@ fuzz-smoke: deps
 	  { tail -n 30 build/fuzz/$$f.log; echo "fuzz-smoke: $$f failed (log: build/fuzz/$$f.log)"; exit 1; }; \
 	  tail -n 1 build/fuzz/$$f.log; \
 	done
+
+# Puff's HTTP server against granian, socketify, uvicorn, gunicorn and uWSGI (bench/http/README.md).
+.PHONY: bench-http
+bench-http: build
+	@bash bench/http/run.sh
