@@ -58,7 +58,7 @@ class Server:
         """utime+stime (and reaped children's) per process of the tree, in seconds."""
         return tree_cpu(self.proc.pid)
 
-    def stop(self, grace: float = 3.0) -> None:
+    def stop(self, grace: float = 1.5) -> None:
         pgid = self.proc.pid
         try:
             os.killpg(pgid, signal.SIGTERM)
