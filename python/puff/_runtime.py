@@ -153,8 +153,10 @@ def run(fn: Callable[..., Any], *args: Any, options: Optional[RuntimeOptions] = 
         else:
             result = _run_greenlet(fn, args, kwargs, sig)
     finally:
-        sig.cancel()
-        stop()
+        try:
+            stop()  # still under the watchdog: stopping must not hang a signalled process
+        finally:
+            sig.cancel()
     if sig.signum is not None:
         raise SignalExit(sig.signum)
     return result

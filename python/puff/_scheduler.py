@@ -116,8 +116,10 @@ class Greenlet:
         g = self._g
         if self._done or g is None or g.dead:
             return
-        if not g:  # not started yet: make it die as soon as it starts
-            g.run = _raiser(exception)
+        if not g:  # not started yet: it never runs; the handle fails right away
+            exc = exception() if isinstance(exception, type) else exception
+            g.run = _noop
+            self._resolve(None, exc)
             return
         if g is _greenlet.getcurrent():
             raise exception
@@ -202,11 +204,8 @@ class Greenlet:
                 pass
 
 
-def _raiser(exception):
-    def run(*args, **kwargs):
-        raise exception
-
-    return run
+def _noop(*args, **kwargs) -> None:
+    return None
 
 
 def spawn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Greenlet:
@@ -239,12 +238,54 @@ def join_all(handles: Iterable[Greenlet]) -> Any:
     If any fails, raises the exception of the first one to fail, as soon as it fails (the others
     keep running). Dual-mode: from a coroutine it returns an awaitable."""
     handles = list(handles)
-    if current_mode() == ASYNCIO:
+    mode = require_mode()
+    if mode == ASYNCIO:
         return asyncio.gather(*(h.join() for h in handles))
-    require_mode()
-    for _ in join_iter(handles):
-        pass
+    failed = next((h for h in handles if h._done and h._exc is not None), None)
+    pending = [h for h in handles if not h._done]
+    if failed is None and pending:
+        failed = _wait_all_or_failure(pending, mode)
+    if failed is not None:
+        return failed._get()  # raises
     return [h._get() for h in handles]
+
+
+def _wait_all_or_failure(pending: List[Greenlet], mode: str) -> Optional[Greenlet]:
+    """Waits until every handle is done or one fails; one callback per handle (O(n) in all)."""
+    left = [len(pending)]
+    failure: list = []
+    woken = [False]
+    if mode == THREAD:
+        ev = threading.Event()
+        wake = ev.set
+    else:
+        cur = _greenlet.getcurrent()
+
+        def wake() -> None:
+            _native.schedule(cur)
+
+    def on_done(h: Greenlet) -> None:
+        left[0] -= 1
+        if h._exc is not None and not failure:
+            failure.append(h)
+        if (left[0] == 0 or failure) and not woken[0]:
+            woken[0] = True
+            wake()
+
+    for h in pending:
+        h._callbacks.append(on_done)
+    try:
+        if mode == THREAD:
+            ev.wait()
+        else:
+            state.hub.switch()
+    finally:
+        if not woken[0] or failure:
+            for h in pending:
+                if on_done in h._callbacks:
+                    h._callbacks.remove(on_done)
+        woken[0] = True
+    return failure[0] if failure else None
 
 
 def join_iter(handles: Iterable[Greenlet]) -> Iterator[Any]:
@@ -258,8 +299,8 @@ def join_iter(handles: Iterable[Greenlet]) -> Iterator[Any]:
         if not done:
             _wait_any(pending, mode)
             continue
+        pending = [h for h in pending if not h._done]  # one pass, not a remove() per handle
         for h in done:
-            pending.remove(h)
             yield h._get()
 
 

@@ -189,11 +189,24 @@ void Op::complete() noexcept {
     w->cv.notify_one();
     return;
   }
+  if (state_.exchange(State::Completed) == State::Abandoned) {
+    // The runtime stopped meanwhile and nobody waits: free it here (its destructor may release
+    // Python objects, e.g. an extension's op, so take the GIL).
+    PyGILState_STATE g = PyGILState_Ensure();
+    delete this;
+    PyGILState_Release(g);
+    return;
+  }
   g_hub->queue.push(this);
 }
 
 void Op::deliver() {
   unlink();
+  if (abandoned_ && mode_ == Mode::Future) {
+    Py_CLEAR(waiter_);
+    delete this;
+    return;
+  }
   if (mode_ == Mode::Future) {
     PyObject* fut = waiter_;
     waiter_ = nullptr;
@@ -222,8 +235,8 @@ void Op::deliver() {
   // Greenlet mode.
   PyObject* g = waiter_;
   waiter_ = nullptr;
-  if (abandoned_) {
-    Py_DECREF(g);
+  if (abandoned_ || !g) {
+    Py_XDECREF(g);
     delete this;
     return;
   }
@@ -235,21 +248,23 @@ void Op::deliver() {
 }
 
 void Op::discard() {
-  // Dropping the last reference to a waiting greenlet kills it (GreenletExit); its exit path
-  // still reads this op, so free the op only afterwards.
   unlink();
-  PyObject* w = waiter_;
-  waiter_ = nullptr;
-  if (mode_ == Mode::Greenlet && w && Py_REFCNT(w) > 1) {
-    // The greenlet lives on elsewhere and may still wake up inside start(), which reads this
-    // op: hand the op over to it instead of freeing it under its feet.
-    orphaned_ = true;
-    Py_DECREF(w);
+  Py_CLEAR(waiter_);
+  abandoned_ = true;
+  delete this;
+}
+
+void Op::abandon() {
+  unlink();
+  abandoned_ = true;
+  // Dropping the reference to a waiting greenlet may kill it (GreenletExit): its exit path in
+  // start() reads this op, which therefore stays allocated until its completion arrives.
+  Py_CLEAR(waiter_);
+  if (state_.exchange(State::Abandoned) == State::Completed) {
+    // Already pushed to the wake queue: the queue's consumer frees it (deliver() or discard()).
     return;
   }
-  abandoned_ = true;  // the greenlet's exit path (run by the decref) leaves the op alone
-  Py_XDECREF(w);
-  delete this;
+  // Still pending: complete() will free it, if it ever runs.
 }
 
 PyObject* start(Op* op) {
@@ -288,14 +303,6 @@ PyObject* start(Op* op) {
       PyObject* value = op->result();
       delete op;
       return value;
-    }
-    if (op->orphaned_) {  // the runtime stopped while we waited
-      delete op;
-      if (r) {
-        Py_DECREF(r);
-        PyErr_SetString(PyExc_RuntimeError, "the Puff runtime stopped while this call was pending");
-      }
-      return nullptr;
     }
     // Resumed before the call finished: an exception thrown in (greenlet.throw / kill) or a
     // stray switch. Leave the op to the hub, which frees it when the work completes.
@@ -651,8 +658,9 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
     c->discard();
   }
   g_hub->submit_head = g_hub->submit_tail = nullptr;  // never posted: still in `inflight`
-  // Ops whose work never finished (handlers destroyed with the I/O loops).
-  while (g_hub->inflight) g_hub->inflight->discard();
+  // Ops whose work has not finished (handlers destroyed with the I/O loops, or still running on
+  // an extension's thread).
+  while (g_hub->inflight) g_hub->inflight->abandon();
   g_hub->pending.store(0);
   for (auto& r : g_hub->ready) {
     Py_DECREF(r.greenlet);

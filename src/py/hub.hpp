@@ -40,7 +40,11 @@ class Op : public Completion {
   void complete() noexcept;
   /** Python thread. Called by the hub; resumes or resolves the caller. */
   void deliver() final;
+  /** Python thread: dropped from the wake queue at stop (the op is complete): freed. */
   void discard() final;
+  /** Python thread, at stop: the op's work may still complete later (an extension thread, a
+   *  waiter): forget the caller; whoever comes last (complete() or the queue) frees it. */
+  void abandon();
   /** Hands run() to an I/O thread. From the Python thread ops are batched: one post per
    *  scheduler round carries every op started in it. GIL held. */
   void launch();
@@ -63,7 +67,9 @@ class Op : public Completion {
   Mode mode_ = Mode::Greenlet;
   bool completed_ = false;   // Python thread: delivered by the hub
   bool abandoned_ = false;   // Python thread: the waiting greenlet went away
-  bool orphaned_ = false;    // Python thread: dropped at stop; the greenlet frees it if it wakes
+  // complete() vs abandon() at stop, which may race with an extension's own thread.
+  enum class State : std::uint8_t { Pending, Completed, Abandoned };
+  std::atomic<State> state_{State::Pending};
   PyObject* waiter_ = nullptr;  // owned: the greenlet or the future
   ThreadWait* thread_wait_ = nullptr;
 };
