@@ -171,14 +171,37 @@ void flush_submissions() noexcept {
   core::WakeNode* head = h.submit_head;
   if (!head || !h.io) return;
   h.submit_head = h.submit_tail = nullptr;
-  std::size_t index = h.submit_rr++ % h.io->size();
-  core::post_to(*h.io, index, [head] {
-    for (core::WakeNode* n = head; n;) {
-      core::WakeNode* following = n->next;  // run() may complete() and reuse `next`
-      static_cast<Op*>(n)->run();
-      n = following;
+  // Spread the round's ops over the I/O threads (one post per thread that gets some), so a
+  // slow run() does not hold up the ops behind it.
+  std::size_t threads = h.io->size();
+  constexpr std::size_t kMaxThreads = 64;
+  core::WakeNode* heads[kMaxThreads] = {};
+  core::WakeNode* tails[kMaxThreads] = {};
+  if (threads > kMaxThreads) threads = kMaxThreads;
+  std::size_t i = h.submit_rr;
+  for (core::WakeNode* n = head; n;) {
+    core::WakeNode* following = n->next;
+    std::size_t t = i++ % threads;
+    n->next = nullptr;
+    if (tails[t]) {
+      tails[t]->next = n;
+    } else {
+      heads[t] = n;
     }
-  });
+    tails[t] = n;
+    n = following;
+  }
+  h.submit_rr = i;
+  for (std::size_t t = 0; t < threads; ++t) {
+    if (!heads[t]) continue;
+    core::post_to(*h.io, t, [list = heads[t]] {
+      for (core::WakeNode* n = list; n;) {
+        core::WakeNode* following = n->next;  // run() may complete() and reuse `next`
+        static_cast<Op*>(n)->run();
+        n = following;
+      }
+    });
+  }
 }
 
 void Op::complete() noexcept {

@@ -2,6 +2,7 @@
 // of upstream's wrap_async protocol.
 #include "py/ops.hpp"
 
+#include "core/task_pool.hpp"
 #include "py/hub.hpp"
 
 #include <cerrno>
@@ -36,7 +37,14 @@ class NoopOp final : public Op {
 class ReadFileOp final : public Op {
  public:
   explicit ReadFileOp(std::string path) : path_(std::move(path)) {}
+  // Regular files have no async read on Linux (without io_uring): read on the blocking-I/O
+  // threads so a slow disk or a FIFO never stalls an I/O loop.
   void run() override {
+    core::post_blocking_io([this] { read_file(); });
+  }
+
+ private:
+  void read_file() {
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       errno_ = errno;
@@ -63,6 +71,8 @@ class ReadFileOp final : public Op {
     }
     complete();
   }
+
+ public:
   PyObject* result() override {
     if (errno_) {
       errno = errno_;
