@@ -40,8 +40,6 @@ _POOL_HELP = {
     "task_queue": "{} Redis TaskQueue configuration.",
 }
 _VALUE_FLAGS = {"--config"} | {flag for _v, flag, low in RUNTIME_SETTINGS.values() if low is not None}
-_NO_HTTP = ("the HTTP server (`puff serve`) is not available in this version of Puff; "
-            "run WSGI/ASGI apps with another server for now")
 
 
 class UsageError(Exception):
@@ -95,8 +93,10 @@ def _main(argv: List[str]) -> int:
     custom = cfg.command(command)
     if custom is not None:
         return _cmd_custom(cfg, custom, args)
-    if command in ("serve", "runserver"):
-        raise UsageError(_NO_HTTP)
+    if command == "runserver":  # upstream's name for serve before 0.1.7
+        from ._serve import cmd_serve
+
+        return cmd_serve(cfg, args, command)
     if command == "django" and not cfg.django:
         raise UsageError("the django command needs `django = true` in puff.toml"
                          + (f" ({cfg.path})" if cfg.path else ""))
@@ -186,10 +186,11 @@ def build_parser(cfg: PuffConfig):
 
 
 def run_in_runtime(cfg: PuffConfig, fn: Callable[..., Any], *args: Any, signal_ok: bool = False,
-                   result_is_status: bool = False) -> int:
+                   result_is_status: bool = False, options: Optional[puff.RuntimeOptions] = None) -> int:
     """Runs ``fn(*args)`` as the main greenlet (or asyncio task, for ``async def``) after
     creating ``puff.global_state``; returns the exit status. ``signal_ok``: SIGINT/SIGTERM is
-    the normal way to stop (exit 0). ``result_is_status``: the return value is the status."""
+    the normal way to stop (exit 0). ``result_is_status``: the return value is the status.
+    ``options``: the runtime options (default: from ``cfg``)."""
     factory = None
     if cfg.global_state:
         factory = _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
@@ -207,7 +208,7 @@ def run_in_runtime(cfg: PuffConfig, fn: Callable[..., Any], *args: Any, signal_o
                 puff.global_state = factory()
             return fn(*args)
     try:
-        result = puff.run(entry, options=cfg.runtime_options())
+        result = puff.run(entry, options=options or cfg.runtime_options())
     except puff.SignalExit as e:
         return EXIT_OK if signal_ok else int(e.code)
     except SystemExit as e:
@@ -424,7 +425,8 @@ def _cmd_django(cfg: PuffConfig, args: List[str]) -> int:
                          "install it in this environment (pip install django)") from None
     if args and args[0] == "runserver":
         raise UsageError("`puff django runserver` is not supported: Django's development server "
-                         "does not run inside Puff (and " + _NO_HTTP + ")")
+                         "does not run inside Puff; serve the project with `puff serve` and "
+                         "wsgi = \"<project>.wsgi:application\" in puff.toml")
     argv = ["puff django", *args]
     sys.argv = argv
     return run_in_runtime(cfg, lambda: ManagementUtility(argv).execute(), result_is_status=True)
@@ -464,8 +466,15 @@ def _cmd_example_config(args: List[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(cfg: PuffConfig, args: List[str]) -> int:
+    from ._serve import cmd_serve
+
+    return cmd_serve(cfg, args)
+
+
 #: Built-in commands: name -> (help, handler(cfg, args) -> exit status).
 _BUILTINS = {
+    "serve": ("Serve the WSGI app (`wsgi` in puff.toml or --wsgi) over HTTP; alias runserver.", _cmd_serve),
     "python": ("Run a script, -c code, -m module or a REPL inside the Puff runtime.", _cmd_python),
     "pytest": ("Run pytest inside the Puff runtime; every argument goes to pytest.", _cmd_pytest),
     "django": ("Run a Django management command inside the Puff runtime.", _cmd_django),

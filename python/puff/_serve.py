@@ -1,0 +1,338 @@
+"""``puff serve`` (alias ``runserver``): the HTTP server for a WSGI application.
+
+One process (``workers = 1``, the default) serves in place: the app is imported, the runtime
+starts, ``puff._native.HttpServer`` listens on every bind, and the main greenlet waits. With
+``workers = N > 1`` the process becomes a supervisor (:mod:`puff._supervisor`) that binds the
+sockets, pre-forks N workers and never starts the runtime itself; each worker runs
+:func:`serve_main` on the inherited sockets.
+
+Stopping: SIGINT/SIGTERM raise at the main greenlet's wait; the server stops accepting, waits
+until the requests in flight are done (at most ``graceful_timeout_ms``), closes, and the command
+exits 0. Details and exit codes: docs/http.md.
+
+Hooks for what is not here yet (ASGI, TLS, HTTP/2): the application kind is resolved by
+:func:`resolve_app` and the server object is made by :data:`SERVER_FACTORIES`; ASGI support adds
+an ``"asgi"`` factory there and lifts the refusal in :func:`resolve_app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import stat
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import puff
+
+from . import _native
+from . import config as _config
+from ._config_schema import _DOTTED
+from ._server_config import SERVER_SETTINGS, Bind, parse_bool
+from .config import ConfigError, PuffConfig
+
+log = logging.getLogger("puff")
+
+#: Extra time the runtime's shutdown watchdog allows beyond graceful_timeout_ms, so that it
+#: never cuts the graceful period short.
+WATCHDOG_MARGIN_MS = 5000
+_POLL_MS = 10
+
+USAGE = """\
+Serve the WSGI application named by `wsgi` in puff.toml (or --wsgi) over HTTP/1.1.
+Flags override [server] in puff.toml and the PUFF_* variables. See docs/http.md."""
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+
+def _parser(name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"puff {name}", description=USAGE, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--wsgi", metavar="PATH", help="WSGI app, e.g. my_app.wsgi:application (overrides wsgi)")
+    p.add_argument("--asgi", metavar="PATH", help="ASGI app (not servable yet; overrides asgi)")
+    p.add_argument("-b", "--bind", action="append", metavar="ADDR",
+                   help="host:port, [ipv6]:port, unix:/path or /path; repeat for several "
+                        "[env: PUFF_BIND] [default: 127.0.0.1:7777]")
+    p.add_argument("-w", "--workers", metavar="N", help="worker processes [env: PUFF_WORKERS] [default: 1]")
+    p.add_argument("--threads", metavar="N", help="I/O threads per worker (0: one per CPU) "
+                                                  "[default: [runtime] io_threads]")
+    p.add_argument("--max-body", metavar="BYTES", help="largest request body; larger: 413 "
+                                                       "[env: PUFF_MAX_BODY] [default: 10485760]")
+    p.add_argument("--graceful-timeout-ms", metavar="MS", help="after SIGTERM, how long requests in "
+                   "flight may take [env: PUFF_GRACEFUL_TIMEOUT_MS] [default: 30000]")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                   help="log one line per request to stdout [env: PUFF_ACCESS_LOG] [default: off]")
+    p.add_argument("--reuse-port", nargs="?", const="true", metavar="BOOL",
+                   help="accepted for compatibility: SO_REUSEPORT is always on [env: PUFF_REUSE_PORT]")
+    return p
+
+
+def apply_flags(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> None:
+    """Parses the flags of ``puff serve`` into ``cfg`` (argparse exits 2 on bad usage)."""
+    ns = _parser(name).parse_args(list(args))
+    for key, (_var, flag) in SERVER_SETTINGS.items():
+        value = getattr(ns, key)
+        if value is not None:
+            _config.override(cfg, f"server.{key}", value, f"flag {flag}")
+    for key in ("wsgi", "asgi"):
+        value = getattr(ns, key)
+        if value is not None:
+            if not _DOTTED.match(value) or not ("." in value or ":" in value):
+                raise ConfigError(f"flag --{key}: expected a dotted path like 'package.module:app', got {value!r}")
+            setattr(cfg, key, value)
+            cfg.sources[key] = f"flag --{key}"
+    reuse = ns.reuse_port if ns.reuse_port is not None else os.environ.get("PUFF_REUSE_PORT") or None
+    if reuse is not None:
+        source = "flag --reuse-port" if ns.reuse_port is not None else "env PUFF_REUSE_PORT"
+        try:
+            if not parse_bool(reuse):
+                log.info("%s: SO_REUSEPORT is always on in Puff; 'false' is ignored", source)
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+# ---- the application ---------------------------------------------------------------------------
+
+
+def _wsgi_server(app: Callable, options: Dict[str, Any]):
+    return _native.HttpServer(app, options)
+
+
+#: Application kind -> factory(app, native options) -> a server with listen_*/stop_accepting/
+#: close/stats. ASGI adds its own entry when it lands.
+SERVER_FACTORIES: Dict[str, Callable[[Callable, Dict[str, Any]], Any]] = {"wsgi": _wsgi_server}
+
+
+def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
+    """Imports the configured application: (kind, app, dotted path). A missing or unimportable
+    app is a ConfigError naming the module or attribute."""
+    if cfg.wsgi is None:
+        if cfg.asgi is not None:
+            raise ConfigError(f"ASGI serving is not available yet: asgi = {cfg.asgi!r} cannot be served "
+                              "by this version of Puff (serve a WSGI app with wsgi = \"pkg.module:app\")",
+                              *_where(cfg, "asgi"))
+        raise ConfigError("nothing to serve: set wsgi = \"package.module:app\" in puff.toml "
+                          "or pass --wsgi package.module:app")
+    if cfg.asgi is not None:
+        log.warning("both wsgi and asgi are configured: serving the WSGI app %r; the ASGI app %r "
+                    "is NOT served (ASGI serving is not available yet)", cfg.wsgi, cfg.asgi)
+    what = cfg.sources.get("wsgi", "wsgi")
+    app = _config.import_object(cfg.wsgi, what, _where(cfg, "wsgi"))
+    if not callable(app):
+        raise ConfigError(f"{what} {cfg.wsgi!r} is not callable (it is {type(app).__name__}); "
+                          "a WSGI application is app(environ, start_response)", *_where(cfg, "wsgi"))
+    if cfg.server.access_log:
+        from ._access_log import AccessLog
+
+        app = AccessLog(app)
+    return "wsgi", app, cfg.wsgi
+
+
+def _where(cfg: PuffConfig, key: str):
+    return (None, None) if key in cfg.sources else cfg.where(key)
+
+
+def runtime_options(cfg: PuffConfig) -> puff.RuntimeOptions:
+    """The runtime options of a serving process: ``threads`` (a flag, else ``[server]``) picks
+    the I/O threads unless ``--io-threads``/``PUFF_IO_THREADS`` said otherwise, and the shutdown
+    watchdog waits at least graceful_timeout_ms + WATCHDOG_MARGIN_MS."""
+    opts = cfg.runtime_options()
+    server = cfg.server
+    io_source = cfg.sources.get("runtime.io_threads", "")
+    threads_source = cfg.sources.get("server.threads", "")
+    if server.threads is not None and (threads_source.startswith("flag")
+                                       or not io_source.startswith(("flag", "env"))):
+        opts.io_threads = server.threads
+    opts.shutdown_timeout_ms = max(opts.shutdown_timeout_ms, server.graceful_timeout_ms + WATCHDOG_MARGIN_MS)
+    return opts
+
+
+# ---- listening -----------------------------------------------------------------------------------
+
+
+def resolve_host(bind: Bind) -> List[str]:
+    """The IP addresses to listen on for a TCP bind (a host name may give several)."""
+    try:
+        ipaddress.ip_address(bind.host)
+        return [bind.host]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(bind.host, bind.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"listen address {bind.text!r}: cannot resolve {bind.host!r}: {e.strerror}") from None
+    addrs: List[str] = []
+    for family, _t, _p, _c, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6) and sockaddr[0] not in addrs:
+            addrs.append(sockaddr[0])
+    return addrs
+
+
+def check_unix_path(path: str) -> None:
+    """Refuses a Unix socket path where a server answers; a stale socket file is left for the
+    listener to replace. Raises OSError."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody there: stale
+    finally:
+        probe.close()
+    raise OSError(f"another server is listening on {path}")
+
+
+def unlink_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+#: What a serving process listens on: a Bind to open itself, or an inherited listening fd.
+Listener = Tuple[Bind, Optional[int]]
+
+
+def _listen(server, listeners: Sequence[Listener], scheme: str, announce: bool) -> List[str]:
+    """Listens on everything; returns the Unix socket paths this process created."""
+    created: List[str] = []
+    for bind, fd in listeners:
+        if fd is not None:
+            server.listen_fd(fd)
+            continue
+        if bind.unix:
+            check_unix_path(bind.path)
+            server.listen_unix(bind.path)
+            created.append(bind.path)
+            if announce:
+                log.info("Listening on %s", bind.url())
+            continue
+        port = bind.port
+        for addr in resolve_host(bind):
+            host, port = server.listen_tcp(addr, port)  # port 0: the first picks, the rest follow
+            if announce:
+                log.info("Listening on %s", bind.url(host, port, scheme))
+    return created
+
+
+# ---- serving -------------------------------------------------------------------------------------
+
+
+def _signal_name(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT"
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code > 128:
+        try:
+            return signal.Signals(code - 128).name
+        except ValueError:
+            pass
+    return "a stop request"
+
+
+def drain(server, timeout_ms: int, prefix: str = "") -> None:
+    """Graceful stop: stop accepting, wait until no request is in flight or running (at most
+    ``timeout_ms``), then close every connection. Runs in a greenlet (polls with sleep_ms)."""
+    server.stop_accepting()
+    deadline = time.monotonic() + timeout_ms / 1000.0
+    while True:
+        st = server.stats()
+        busy = max(st["in_flight"], st["running"] + st["waiting"])
+        if busy == 0:
+            break
+        if time.monotonic() >= deadline:
+            log.warning("%sgraceful timeout (%d ms) reached with %d request(s) unfinished; closing them",
+                        prefix, timeout_ms, busy)
+            break
+        puff.sleep_ms(_POLL_MS)
+    served = server.stats()["served"]
+    server.close()
+    log.info("%sstopped (%d request(s) served)", prefix, served)
+
+
+def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Listener],
+               worker: bool = False, on_ready: Optional[Callable[[], None]] = None) -> int:
+    """The main function of a serving process (inside the runtime): listens, waits for a signal,
+    drains. Returns the exit status (1 if it could not listen)."""
+    server = SERVER_FACTORIES[kind](app, cfg.server.native_options())
+    prefix = f"worker {os.getpid()}: " if worker else ""
+    created: List[str] = []
+    try:
+        try:
+            created = _listen(server, listeners, cfg.server.url_scheme, announce=not worker)
+        except (OSError, ValueError) as e:
+            log.error("%scannot listen: %s", prefix, e)
+            server.close()
+            return 1
+        if worker:
+            _ignore_repeated_signals()
+        if on_ready is not None:
+            on_ready()
+        else:
+            log.info("Serving %s app %r (pid %d); stop with Ctrl-C or SIGTERM", kind.upper(), cfg.wsgi,
+                     os.getpid())
+        try:
+            while True:
+                puff.sleep_ms(3_600_000)
+        except (KeyboardInterrupt, SystemExit) as e:
+            log.info("%sreceived %s: finishing requests in flight (up to %d ms)", prefix, _signal_name(e),
+                     cfg.server.graceful_timeout_ms)
+            drain(server, cfg.server.graceful_timeout_ms, prefix)
+            raise
+    finally:
+        server.close()
+        for path in created:
+            unlink_socket(path)
+
+
+def _ignore_repeated_signals() -> None:
+    """In a worker, a second SIGINT/SIGTERM (e.g. a process-group kill on top of the one the
+    supervisor forwards) must not cut the graceful stop short: the supervisor owns the "second
+    signal stops at once" rule. Wraps the runtime's handlers so that only the first one counts."""
+    seen = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue  # asyncio mode: the loop owns the handlers
+
+        def handler(sig, frame, previous=previous):
+            if not seen:
+                seen.append(sig)
+                previous(sig, frame)
+
+        signal.signal(signum, handler)
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def cmd_serve(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> int:
+    """``puff serve [FLAGS]``: returns the exit status."""
+    from .cli import run_in_runtime
+
+    apply_flags(cfg, args, name)
+    kind, app, _path = resolve_app(cfg)
+    binds = cfg.server.binds()
+    if cfg.global_state:  # import it now: before the fork, and as a config error (status 2)
+        _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
+    if cfg.server.workers > 1:
+        from ._supervisor import Supervisor
+
+        return Supervisor(cfg, kind, app, binds).run()
+    for bind in binds:  # resolve host names now: a bad one is a config error
+        if not bind.unix:
+            resolve_host(bind)
+    listeners = [(b, None) for b in binds]
+    return run_in_runtime(cfg, serve_main, cfg, kind, app, listeners, signal_ok=True, result_is_status=True,
+                          options=runtime_options(cfg))

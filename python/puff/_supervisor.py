@@ -1,0 +1,335 @@
+"""The pre-fork supervisor of ``puff serve --workers N``.
+
+The supervisor never starts the Puff runtime (forking a process that runs threads is unsafe):
+it binds every listening socket itself, forks the workers, and then only waits for signals and
+for workers to exit. Each worker starts its own runtime and accepts on the inherited sockets
+(``HttpServer.listen_fd``). Why inherited sockets rather than one SO_REUSEPORT socket per
+worker: the accept queue belongs to the socket the supervisor holds, so connections waiting in
+it survive a worker that crashes or is restarted (with SO_REUSEPORT the kernel resets those
+queued on the dead worker's socket); the port stays bound across restarts (and port 0 is
+picked once); and Unix sockets work the same way.
+
+- A worker that exits while the server runs is restarted; when it lived less than
+  :data:`STABLE_S` the restart waits (0.25 s, doubling up to :data:`MAX_BACKOFF_S`), so a crash
+  loop does not spin. If the first workers fail before any of them is ready, the supervisor
+  stops and exits 1: the application cannot start.
+- SIGINT/SIGTERM: the supervisor closes its sockets, forwards SIGTERM to every worker (they run
+  in their own process group, so a terminal's Ctrl-C reaches the supervisor only), waits for
+  them (their graceful stop, plus a margin; then SIGKILL) and exits 0. A second signal kills the
+  workers at once and exits 128 + signum.
+- Workers get SIGTERM if the supervisor dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Callable, Dict, List, Optional, Tuple
+
+from . import _serve
+from ._server_config import Bind
+from .config import PuffConfig
+
+log = logging.getLogger("puff")
+
+STABLE_S = 10.0
+FIRST_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 30.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1
+
+
+class _Slot:
+    """One worker position: the process running it now and its restart history."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.pid: Optional[int] = None
+        self.started = 0.0
+        self.backoff = 0.0
+        self.restart_at: Optional[float] = None
+
+
+class Supervisor:
+    def __init__(self, cfg: PuffConfig, kind: str, app: Callable, binds: List[Bind]) -> None:
+        self.cfg = cfg
+        self.kind = kind
+        self.app = app
+        self.binds = binds
+        self.sockets: List[Tuple[Bind, socket.socket]] = []
+        self.slots = [_Slot(i) for i in range(cfg.server.workers)]
+        self.ready: set = set()
+        self.ever_ready = False
+        self.stopping: Optional[int] = None  # the signal that started the stop
+        self.kill_at = 0.0
+
+    # ---- listening sockets ----------------------------------------------------------------
+
+    def _open_sockets(self) -> None:
+        backlog = self.cfg.server.backlog
+        for bind in self.binds:
+            if bind.unix:
+                _serve.check_unix_path(bind.path)
+                _serve.unlink_socket(bind.path)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.bind(bind.path)
+                sock.listen(backlog)
+                self.sockets.append((bind, sock))
+                log.info("Listening on %s", bind.url())
+                continue
+            port = bind.port
+            for addr in _serve.resolve_host(bind):
+                family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind((addr, port))
+                    sock.listen(backlog)
+                except OSError as e:
+                    sock.close()
+                    where = f"[{addr}]:{port}" if family == socket.AF_INET6 else f"{addr}:{port}"
+                    raise OSError(f"cannot listen on {where}: {e.strerror or e}") from None
+                port = sock.getsockname()[1]
+                self.sockets.append((bind, sock))
+                log.info("Listening on %s", bind.url(addr, port, self.cfg.server.url_scheme))
+
+    def _close_sockets(self) -> None:
+        for bind, sock in self.sockets:
+            sock.close()
+            if bind.unix:
+                _serve.unlink_socket(bind.path)
+        self.sockets = []
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            self._open_sockets()
+        except OSError as e:
+            self._close_sockets()
+            sys.stderr.write(f"puff: error: {e}\n")
+            return 1
+        self.wake_r, self.wake_w = os.pipe()
+        self.ready_r, self.ready_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w, self.ready_r):
+            os.set_blocking(fd, False)
+        old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        previous = {s: signal.signal(s, lambda *_: None) for s in (*_STOP_SIGNALS, signal.SIGCHLD)}
+        log.info("Serving %s app %r with %d workers (supervisor pid %d); stop with Ctrl-C or SIGTERM",
+                 self.kind.upper(), self.cfg.wsgi, len(self.slots), os.getpid())
+        try:
+            for slot in self.slots:
+                self._spawn(slot)
+            return self._loop()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            self._close_sockets()
+            for fd in (self.wake_r, self.wake_w, self.ready_r, self.ready_w):
+                os.close(fd)
+
+    def _loop(self) -> int:
+        while True:
+            now = time.monotonic()
+            due = [s.restart_at for s in self.slots if s.restart_at is not None]
+            if self.stopping is not None:
+                due.append(self.kill_at)
+            timeout = max(0.0, min(due) - now) if due else None
+            try:
+                readable, _, _ = select.select([self.wake_r, self.ready_r], [], [], timeout)
+            except InterruptedError:
+                readable = []
+            for signum in self._read_signals() if self.wake_r in readable else ():
+                if signum in _STOP_SIGNALS:
+                    if self.stopping is None:
+                        self._begin_stop(signum)
+                    else:
+                        log.warning("second signal (%s): killing the workers now", signal.Signals(signum).name)
+                        self._kill_all(signal.SIGKILL)
+                        self._reap(block=True)
+                        return 128 + signum
+            if self.ready_r in readable:
+                self._read_ready()
+            status = self._reap()
+            if status is not None:
+                return status
+            now = time.monotonic()
+            if self.stopping is not None:
+                if not self._alive():
+                    log.info("all workers stopped")
+                    return 0
+                if now >= self.kill_at:
+                    log.warning("workers did not stop within %d ms: killing them",
+                                self.cfg.server.graceful_timeout_ms + _serve.WATCHDOG_MARGIN_MS)
+                    self._kill_all(signal.SIGKILL)
+                    self.kill_at = now + 3600
+                continue
+            for slot in self.slots:
+                if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at:
+                    self._spawn(slot)
+
+    def _read_signals(self) -> List[int]:
+        try:
+            return list(os.read(self.wake_r, 4096))
+        except BlockingIOError:
+            return []
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self.ready_r, 4096)
+        except BlockingIOError:
+            return
+        for i in range(0, len(data) - len(data) % 4, 4):
+            self.ready.add(int.from_bytes(data[i:i + 4], "little"))
+            self.ever_ready = True
+
+    def _alive(self) -> bool:
+        return any(s.pid is not None for s in self.slots)
+
+    def _reap(self, block: bool = False) -> Optional[int]:
+        """Collects exited workers; returns an exit status when the supervisor must give up."""
+        while self._alive():
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is None:
+                continue
+            slot.pid = None
+            was_ready = pid in self.ready
+            self.ready.discard(pid)
+            how = _describe(status)
+            if self.stopping is not None:
+                level = logging.INFO if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else logging.WARNING
+                log.log(level, "worker %d exited with %s", pid, how)
+                continue
+            if not was_ready and not self.ever_ready:
+                log.error("worker %d exited with %s before it was ready: the application cannot start; "
+                          "stopping", pid, how)
+                self._begin_stop(signal.SIGTERM, announce=False)
+                self._kill_all(signal.SIGKILL)
+                self._reap(block=True)
+                return 1
+            lived = time.monotonic() - slot.started
+            slot.backoff = 0.0 if lived >= STABLE_S else min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, slot.backoff * 2))
+            slot.restart_at = time.monotonic() + slot.backoff
+            delay = f" in {slot.backoff:.2f} s" if slot.backoff else ""
+            log.warning("worker %d exited with %s; restarting%s", pid, how, delay)
+        return None
+
+    def _begin_stop(self, signum: int, announce: bool = True) -> None:
+        self.stopping = signum
+        if announce:
+            log.info("received %s: stopping %d worker(s) (graceful timeout %d ms)", signal.Signals(signum).name,
+                     sum(1 for s in self.slots if s.pid is not None), self.cfg.server.graceful_timeout_ms)
+        self._close_sockets()  # new connections are refused once the workers stop accepting
+        for slot in self.slots:
+            slot.restart_at = None
+        self._kill_all(signal.SIGTERM)
+        self.kill_at = time.monotonic() + (self.cfg.server.graceful_timeout_ms + _serve.WATCHDOG_MARGIN_MS) / 1000
+
+    def _kill_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.pid is not None:
+                try:
+                    os.kill(slot.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    # ---- workers --------------------------------------------------------------------------
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.restart_at = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {*_STOP_SIGNALS, signal.SIGCHLD})
+        try:
+            pid = os.fork()
+        except OSError as e:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            log.error("cannot fork a worker: %s; retrying", e)
+            slot.restart_at = time.monotonic() + MAX_BACKOFF_S / 10
+            return
+        if pid == 0:
+            self._worker(blocked)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        slot.pid = pid
+        slot.started = time.monotonic()
+        log.info("started worker %d", pid)
+
+    def _worker(self, mask) -> None:
+        status = 1
+        try:
+            parent = os.getppid()
+            for s in (*_STOP_SIGNALS, signal.SIGCHLD):
+                signal.signal(s, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            os.setpgid(0, 0)  # terminal signals go to the supervisor, which forwards them
+            _set_pdeathsig(signal.SIGTERM)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if os.getppid() != parent:
+                os._exit(0)  # the supervisor died before PDEATHSIG was set
+            for fd in (self.wake_r, self.wake_w, self.ready_r):
+                os.close(fd)
+            status = self._worker_main()
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - report and exit: never return into the supervisor
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+
+    def _worker_main(self) -> int:
+        from .cli import run_in_runtime
+
+        ready_w = self.ready_w
+        fds = [(bind, sock.fileno()) for bind, sock in self.sockets]
+        inherited = [sock for _bind, sock in self.sockets]
+
+        def on_ready() -> None:
+            # listen_fd dup'ed the sockets: close the inherited ones, so that the listening
+            # sockets go away once the supervisor and every worker have stopped accepting.
+            for sock in inherited:
+                sock.close()
+            os.write(ready_w, os.getpid().to_bytes(4, "little"))
+            os.close(ready_w)
+
+        return run_in_runtime(self.cfg, _serve.serve_main, self.cfg, self.kind, self.app, fds, True, on_ready,
+                              signal_ok=True, result_is_status=True, options=_serve.runtime_options(self.cfg))
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"signal {sig} ({name})"
+    return f"status {os.WEXITSTATUS(status)}"
+
+
+def _set_pdeathsig(signum: int) -> None:
+    """Linux: the kernel sends ``signum`` to this process when its parent dies."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: a killed supervisor leaves its workers running
+        pass
