@@ -7,6 +7,7 @@
 #include <new>
 
 #include "py/http_bridge.hpp"
+#include "py/http_routes.hpp"
 
 namespace puff::py {
 
@@ -200,6 +201,9 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
   }
   http::ServerOptions so;
   auto app_handle = std::make_shared<AppHandle>();
+  // Native routes ("static", "cors") answer on the I/O threads before the app sees a request.
+  std::shared_ptr<http::Handler> handler = wrap_native_routes(opts, std::make_shared<PyHandler>(app_handle));
+  if (!handler) return nullptr;
   AppSettings& as = app_handle->state.settings;
   if (opts) {
     std::size_t backlog = static_cast<std::size_t>(so.backlog), max_body = so.limits.max_body,
@@ -251,7 +255,7 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     Py_DECREF(self);
     return nullptr;
   }
-  self->server = std::make_unique<http::Server>(*h->io, so, std::make_shared<PyHandler>(app_handle));
+  self->server = std::make_unique<http::Server>(*h->io, so, std::move(handler));
   g_servers.push_back(self);
   return reinterpret_cast<PyObject*>(self);
 }

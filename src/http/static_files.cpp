@@ -1,0 +1,285 @@
+#include "http/static_files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "http/http1_parser.hpp"
+#include "http/response.hpp"
+#include "http/static_rules.hpp"
+
+namespace puff::http {
+
+namespace {
+
+std::optional<std::string> real_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (!::realpath(p.c_str(), buf)) return std::nullopt;
+  return std::string(buf);
+}
+
+std::optional<std::string_view> header(const Exchange& ex, std::string_view name) {
+  for (const auto& h : ex.headers) {
+    if (iequals(h.name, name)) return h.value;
+  }
+  return std::nullopt;
+}
+
+// A list-valued field sent on several lines, joined with ", " into `storage` (RFC 9110 §5.3).
+std::optional<std::string_view> list_header(const Exchange& ex, std::string_view name, std::string& storage) {
+  std::optional<std::string_view> first;
+  for (const auto& h : ex.headers) {
+    if (!iequals(h.name, name)) continue;
+    if (!first) {
+      first = h.value;
+      continue;
+    }
+    if (storage.empty()) storage.assign(*first);
+    storage.append(", ").append(h.value);
+  }
+  if (!storage.empty()) return std::string_view(storage);
+  return first;
+}
+
+std::size_t count_header(const Exchange& ex, std::string_view name) {
+  return static_cast<std::size_t>(
+      std::count_if(ex.headers.begin(), ex.headers.end(), [name](const HeaderField& h) { return iequals(h.name, name); }));
+}
+
+using Fields = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+/** A complete response with a small body (errors, redirects, 304, 412, 416). */
+void reply(Exchange& ex, int status, Fields fields, std::string_view body = {}) {
+  ResponseWriter w(ex);
+  w.set_status(status);
+  for (const auto& [name, value] : fields) {
+    if (!value.empty()) w.add_header(name, value);
+  }
+  if (!body.empty()) w.add_header("Content-Type", "text/plain; charset=utf-8");
+  std::string out = w.head(static_cast<long long>(body.size()));
+  w.frame(out, body.data(), body.size());  // nothing for HEAD, 304
+  ex.write(std::move(out), true);
+}
+
+/** An error answer: the status and its reason phrase as the body. */
+void reply_error(Exchange& ex, int status, Fields fields = {}) {
+  std::string body(reason_phrase(status));
+  body.push_back('\n');
+  reply(ex, status, fields, body);
+}
+
+/** Streams [offset, offset+length) of an open file into the exchange, kChunk bytes at a time:
+ *  while more than out_high_water bytes are queued it waits for the drain callback (I/O thread)
+ *  instead of reading on. Owns the descriptor. */
+class FileSender : public std::enable_shared_from_this<FileSender> {
+ public:
+  FileSender(std::shared_ptr<Exchange> ex, int fd, std::uint64_t offset, std::uint64_t length)
+      : ex_(std::move(ex)), fd_(fd), offset_(offset), remaining_(length) {}
+  ~FileSender() { ::close(fd_); }
+  FileSender(const FileSender&) = delete;
+  FileSender& operator=(const FileSender&) = delete;
+
+  /** Sends `head` together with the first chunk, then the rest. I/O thread. */
+  void start(std::string head) { pump(std::move(head)); }
+
+ private:
+  void pump(std::string pending) {
+    while (remaining_ > 0) {
+      if (ex_->queued() > ex_->out_high_water) {
+        // The drain callback also runs when the connection goes away; pump then stops at write().
+        if (ex_->wait_drained([self = shared_from_this()] { self->pump({}); })) return;
+        if (ex_->closed()) return;
+      }
+      std::size_t n = remaining_ < StaticFiles::kChunk ? static_cast<std::size_t>(remaining_) : StaticFiles::kChunk;
+      std::string buf = std::move(pending);
+      std::size_t base = buf.size(), got = 0;
+      buf.resize(base + n);
+      while (got < n) {
+        ssize_t r = ::pread(fd_, buf.data() + base + got, n - got, static_cast<off_t>(offset_ + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += static_cast<std::size_t>(r);
+      }
+      if (got < n) {  // read error, or the file shrank: the announced length cannot be kept
+        ex_->abort();
+        return;
+      }
+      offset_ += n;
+      remaining_ -= n;
+      if (!ex_->write(std::move(buf), remaining_ == 0)) return;
+    }
+  }
+
+  std::shared_ptr<Exchange> ex_;
+  int fd_;
+  std::uint64_t offset_, remaining_;
+};
+
+/** The file for `rel` below `root` (realpath, still below root), following the index for a
+ *  directory. Sets `redirect` when a directory was asked for without its trailing '/'. */
+std::optional<std::string> resolve(const std::string& root, const std::string& rel, bool dir_request,
+                                   const std::string& index, bool& redirect) {
+  auto real = real_path(rel.empty() ? root : root + "/" + rel);
+  if (!real || !path_within(root, *real)) return std::nullopt;
+  struct stat st {};
+  if (::stat(real->c_str(), &st) != 0) return std::nullopt;
+  if (S_ISDIR(st.st_mode)) {
+    if (index.empty()) return std::nullopt;
+    if (!dir_request) {
+      redirect = true;
+      return std::nullopt;
+    }
+    real = real_path(*real + "/" + index);
+    if (!real || !path_within(root, *real) || ::stat(real->c_str(), &st) != 0) return std::nullopt;
+  } else if (dir_request) {
+    return std::nullopt;  // "file.txt/" names no file
+  }
+  if (!S_ISREG(st.st_mode)) return std::nullopt;  // no devices, FIFOs or sockets
+  return real;
+}
+
+/** Answers GET/HEAD for an open regular file: 304/412 from the preconditions, 416, 206 for one
+ *  range, else 200. Takes `fd` (closed here, or by the FileSender streaming the body). */
+void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, const struct stat& st,
+               const std::string& file) {
+  bool head = ex->method == "HEAD";
+  FileStamp stamp{static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                  static_cast<std::uint64_t>(st.st_ino)};
+  std::string etag = make_etag(stamp), last_modified = http_date(stamp.mtime_sec);
+  std::string cache_control = cfg.max_age ? "max-age=" + std::to_string(*cfg.max_age) : std::string();
+  // The fields a 200 would carry that a 304 must repeat (RFC 9110 §15.4.5); an empty one is skipped.
+  Fields validators = {{"ETag", etag}, {"Last-Modified", last_modified}, {"Cache-Control", cache_control}};
+
+  std::string inm_storage, im_storage;
+  Conditions c;
+  c.if_match = list_header(*ex, "if-match", im_storage);
+  c.if_none_match = list_header(*ex, "if-none-match", inm_storage);
+  c.if_modified_since = header(*ex, "if-modified-since");
+  c.if_unmodified_since = header(*ex, "if-unmodified-since");
+  Precondition pre = evaluate_preconditions(c, etag, stamp.mtime_sec);
+  if (pre != Precondition::Proceed) {
+    ::close(fd);
+    if (pre == Precondition::NotModified) {
+      reply(*ex, 304, validators);
+    } else {
+      reply_error(*ex, 412);
+    }
+    return;
+  }
+
+  ByteRange range{0, stamp.size ? stamp.size - 1 : 0};
+  RangeResult rr = RangeResult::Full;
+  auto range_field = header(*ex, "range");
+  auto if_range = header(*ex, "if-range");
+  // Range is defined for GET only; several Range lines count as several ranges (sent in full).
+  if (!head && range_field && count_header(*ex, "range") == 1 &&
+      (!if_range || if_range_matches(*if_range, etag, stamp.mtime_sec))) {
+    rr = parse_range(*range_field, stamp.size, range);
+  }
+  if (rr == RangeResult::Unsatisfiable) {
+    ::close(fd);
+    std::string unsatisfied = "bytes */" + std::to_string(stamp.size);
+    reply_error(*ex, 416, {{"Content-Range", unsatisfied}, {"ETag", etag}, {"Last-Modified", last_modified}});
+    return;
+  }
+
+  ResponseWriter w(*ex);
+  w.set_status(rr == RangeResult::Partial ? 206 : 200);
+  for (const auto& [name, value] : validators) {
+    if (!value.empty()) w.add_header(name, value);
+  }
+  w.add_header("Content-Type", content_type_for(file));
+  w.add_header("Accept-Ranges", "bytes");
+  w.add_header("X-Content-Type-Options", "nosniff");
+  std::uint64_t length = stamp.size;
+  if (rr == RangeResult::Partial) {
+    length = range.length();
+    w.add_header("Content-Range", "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" +
+                                      std::to_string(stamp.size));
+  }
+  std::string out = w.head(static_cast<long long>(length));
+  if (head || length == 0) {
+    ::close(fd);
+    ex->write(std::move(out), true);
+    return;
+  }
+  std::make_shared<FileSender>(std::move(ex), fd, range.first, length)->start(std::move(out));
+}
+
+}  // namespace
+
+StaticFiles::StaticFiles(std::vector<StaticMount> mounts, std::shared_ptr<Handler> next) : next_(std::move(next)) {
+  for (auto& m : mounts) {
+    if (m.prefix.empty() || m.prefix.front() != '/')
+      throw std::runtime_error("static prefix '" + m.prefix + "' must start with '/'");
+    if (m.prefix.back() != '/') m.prefix.push_back('/');
+    auto root = real_path(m.directory);
+    struct stat st {};
+    if (!root || ::stat(root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw std::runtime_error("static directory '" + m.directory + "' does not exist or is not a directory");
+    if (m.index.find('/') != std::string::npos)
+      throw std::runtime_error("static index '" + m.index + "' must be a file name");
+    mounts_.push_back({std::move(m), std::move(*root)});
+  }
+  std::stable_sort(mounts_.begin(), mounts_.end(),
+                   [](const Mount& a, const Mount& b) { return a.cfg.prefix.size() > b.cfg.prefix.size(); });
+}
+
+void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
+  std::string_view path = ex->path;
+  for (const Mount& m : mounts_) {
+    std::string_view prefix = m.cfg.prefix;
+    if (path.substr(0, prefix.size()) == prefix) {
+      serve(m, std::move(ex), path.substr(prefix.size()));
+      return;
+    }
+    if (prefix.size() > 1 && path == prefix.substr(0, prefix.size() - 1)) {  // "/static" -> "/static/"
+      std::string loc = std::string(prefix) + (ex->query.empty() ? "" : "?") + std::string(ex->query);
+      reply_error(*ex, 301, {{"Location", loc}});
+      return;
+    }
+  }
+  next_->on_request(std::move(ex));
+}
+
+void StaticFiles::serve(const Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) const {
+  bool head = ex->method == "HEAD";
+  if (ex->method != "GET" && !head) {
+    reply_error(*ex, 405, {{"Allow", "GET, HEAD"}});
+    return;
+  }
+  std::string rel;
+  bool dir_request = false;
+  PathCheck pc = decode_static_path(rest, rel, dir_request);
+  if (pc != PathCheck::Ok) {
+    reply_error(*ex, pc == PathCheck::BadRequest ? 400 : 404);
+    return;
+  }
+  bool redirect = false;
+  auto file = resolve(m.root, rel, dir_request, m.cfg.index, redirect);
+  if (redirect) {
+    std::string loc = std::string(ex->path) + "/" + (ex->query.empty() ? "" : "?") + std::string(ex->query);
+    reply_error(*ex, 301, {{"Location", loc}});
+    return;
+  }
+  // O_NONBLOCK: should the file be swapped for a FIFO after the check, open() must not hang.
+  int fd = file ? ::open(file->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
+  struct stat st {};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    fd = -1;
+  }
+  if (fd < 0) {
+    reply_error(*ex, 404);
+    return;
+  }
+  send_file(m.cfg, std::move(ex), fd, st, *file);
+}
+
+}  // namespace puff::http
