@@ -443,7 +443,7 @@ def test_import_object_forms():
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-@pytest.mark.parametrize("doc", ["config.md", "cli.md"])
+@pytest.mark.parametrize("doc", ["config.md", "cli.md", "http.md"])
 def test_toml_examples_in_the_docs_load(project, doc):
     blocks = re.findall(r"^```toml\n(.*?)^```", (DOCS / doc).read_text(), re.S | re.M)
     assert blocks
