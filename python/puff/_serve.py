@@ -10,9 +10,11 @@ Stopping: SIGINT/SIGTERM raise at the main greenlet's wait; the server stops acc
 until the requests in flight are done (at most ``graceful_timeout_ms``), closes, and the command
 exits 0. Details and exit codes: docs/http.md.
 
-Hooks for what is not here yet (ASGI, TLS, HTTP/2): the application kind is resolved by
-:func:`resolve_app` and the server object is made by :data:`SERVER_FACTORIES`; ASGI support adds
-an ``"asgi"`` factory there and lifts the refusal in :func:`resolve_app`.
+Hooks for what is not here yet (ASGI, TLS, HTTP/2, static files, CORS): the application kind is
+resolved by :func:`resolve_app`, the server object is made by :data:`SERVER_FACTORIES` with the
+options of :func:`server_options`. ASGI support adds an ``"asgi"`` factory and lifts the refusal
+in :func:`resolve_app`; native features configured elsewhere in puff.toml add their options in
+:func:`server_options`.
 """
 
 from __future__ import annotations
@@ -131,6 +133,13 @@ def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
 
         app = AccessLog(app)
     return "wsgi", app, cfg.wsgi
+
+
+def server_options(cfg: PuffConfig) -> Dict[str, Any]:
+    """The options of the native server for this configuration. Features configured outside
+    ``[server]`` that the native server implements (static files, CORS, TLS, ...) add their keys
+    here."""
+    return cfg.server.native_options()
 
 
 def _where(cfg: PuffConfig, key: str):
@@ -265,7 +274,7 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
                worker: bool = False, on_ready: Optional[Callable[[], None]] = None) -> int:
     """The main function of a serving process (inside the runtime): listens, waits for a signal,
     drains. Returns the exit status (1 if it could not listen)."""
-    server = SERVER_FACTORIES[kind](app, cfg.server.native_options())
+    server = SERVER_FACTORIES[kind](app, server_options(cfg))
     prefix = f"worker {os.getpid()}: " if worker else ""
     created: List[str] = []
     try:
@@ -325,7 +334,10 @@ def cmd_serve(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> int:
     kind, app, _path = resolve_app(cfg)
     binds = cfg.server.binds()
     if cfg.global_state:  # import it now: before the fork, and as a config error (status 2)
-        _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
+        factory = _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
+        if not callable(factory):
+            raise ConfigError(f"global_state {cfg.global_state!r} is not callable "
+                              f"(it is {type(factory).__name__})", *cfg.where("global_state"))
     if cfg.server.workers > 1:
         from ._supervisor import Supervisor
 

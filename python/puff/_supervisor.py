@@ -12,7 +12,8 @@ picked once); and Unix sockets work the same way.
 - A worker that exits while the server runs is restarted; when it lived less than
   :data:`STABLE_S` the restart waits (0.25 s, doubling up to :data:`MAX_BACKOFF_S`), so a crash
   loop does not spin. If the first workers fail before any of them is ready, the supervisor
-  stops and exits 1: the application cannot start.
+  stops and exits 1 (2 when the worker reported a configuration error): the application
+  cannot start.
 - SIGINT/SIGTERM: the supervisor closes its sockets, forwards SIGTERM to every worker (they run
   in their own process group, so a terminal's Ctrl-C reaches the supervisor only), waits for
   them (their graceful stop, plus a margin; then SIGKILL) and exits 0. A second signal kills the
@@ -31,11 +32,11 @@ import socket
 import sys
 import time
 import traceback
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from . import _serve
 from ._server_config import Bind
-from .config import PuffConfig
+from .config import ConfigError, PuffConfig
 
 log = logging.getLogger("puff")
 
@@ -223,7 +224,7 @@ class Supervisor:
                 self._begin_stop(signal.SIGTERM, announce=False)
                 self._kill_all(signal.SIGKILL)
                 self._reap(block=True)
-                return 1
+                return 2 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2 else 1
             lived = time.monotonic() - slot.started
             slot.backoff = 0.0 if lived >= STABLE_S else min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, slot.backoff * 2))
             slot.restart_at = time.monotonic() + slot.backoff
@@ -286,6 +287,9 @@ class Supervisor:
             for fd in (self.wake_r, self.wake_w, self.ready_r):
                 os.close(fd)
             status = self._worker_main()
+        except ConfigError as e:
+            sys.stderr.write(f"puff: config error: {e}\n")
+            status = 2
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else 1
         except BaseException:  # noqa: BLE001 - report and exit: never return into the supervisor

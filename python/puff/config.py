@@ -44,6 +44,7 @@ from ._server_config import SERVER_SETTINGS, Bind, ServerConfig, parse_bind, set
 
 __all__ = [
     "BUILTIN_COMMANDS",
+    "Bind",
     "CommandConfig",
     "ConfigError",
     "CorsConfig",

@@ -38,6 +38,7 @@ from http_helpers import APPS, Server, pid_alive, read_response, refused, start,
     ('wsgi = "app:app"\n', ("--reuse-port", "maybe"), "flag --reuse-port: expected a boolean"),
     ('wsgi = "app:app"\n', ("--bind", "no-such-host.invalid:80"), "cannot resolve 'no-such-host.invalid'"),
     ('wsgi = "app:app"\nglobal_state = "nomod:make"\n', (), "global_state 'nomod:make': cannot import module"),
+    ('wsgi = "app:app"\nglobal_state = "app:CLOSED"\n', ("--workers", "2"), "global_state 'app:CLOSED' is not callable"),
     ('wsgi = "app:app"\n', ("--nope",), "unrecognized arguments: --nope"),
 ])
 def test_configuration_errors_exit_2(project, toml, args, message):
