@@ -202,16 +202,21 @@ def _slow_request(srv, ms=1000):
 def test_signal_finishes_the_request_in_flight_then_exits_0(project, sig):
     # The runtime's own watchdog is shorter than the request: serve must extend it.
     srv = start(project, toml="[runtime]\nshutdown_timeout_ms = 100\n")
+    idle = srv.connect()
+    idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(idle)[2] == b"hello"  # ...and the connection stays open, idle
     thread, result = _slow_request(srv)
     srv.err.wait_for("sleep started")
     srv.proc.send_signal(sig)
     srv.err.wait_for(f"received {signal.Signals(sig).name}: finishing requests in flight")
     assert wait_until(lambda: refused(srv.host, srv.port), timeout=3), "new connections are still accepted"
+    assert idle.recv(100) == b"" and thread.is_alive()  # idle keep-alive: closed at once
+    idle.close()
     thread.join(10)
     status, _h, body = result["r"]
     assert (status, body) == (200, b"slept")
     assert srv.proc.wait(10) == 0
-    srv.err.wait_for(r"stopped \(1 request\(s\) served\)")
+    srv.err.wait_for(r"stopped \(2 request\(s\) served\)")
 
 
 def test_graceful_timeout_closes_what_is_left(project):

@@ -127,6 +127,16 @@ def test_smuggled_request_after_content_length_is_a_separate_request(server):
     assert b'"size": 5' in body1 and body2 == b"hello"
 
 
+@pytest.mark.xfail(strict=True, reason="a client that half-closes (shutdown(SHUT_WR)) after its request gets no "
+                                       "response: EOF on the read side closes the whole connection — reported")
+def test_half_closed_client_still_gets_its_response(server):
+    with server.connect() as s:
+        s.sendall(b"GET /sleep?ms=50 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)  # like `nc -N`, some health checkers and HTTP/1.0 clients
+        status, _headers, body, _ = read_response(s)
+    assert (status, body) == (b"HTTP/1.1 200 OK", b"slept")
+
+
 def test_slow_request_head_is_408(server):
     with server.connect() as s:
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # ...and never the blank line

@@ -178,6 +178,11 @@ def sleep_view(environ, start_response):
     return text(start_response, b"slept")
 
 
+def latin1_view(environ, start_response):
+    # PEP 3333: header values are str holding ISO-8859-1 code points, sent as those bytes.
+    return text(start_response, b"latin-1", extra=[("X-Name", "caf\xe9")])
+
+
 def pid_view(environ, start_response):
     return text(start_response, str(os.getpid()).encode())
 
@@ -199,6 +204,7 @@ ROUTES = {
     "/upload": upload_view,
     "/sleep": sleep_view,
     "/pid": pid_view,
+    "/latin1": latin1_view,
 }
 
 
