@@ -14,7 +14,7 @@ picked once); and Unix sockets work the same way.
   loop does not spin. If the first workers fail before any of them is ready, the supervisor
   stops and exits 1 (2 when the worker reported a configuration error): the application
   cannot start.
-- SIGINT/SIGTERM: the supervisor closes its sockets, forwards SIGTERM to every worker (they run
+- SIGINT/SIGTERM: the supervisor closes its sockets, forwards the signal to every worker (they run
   in their own process group, so a terminal's Ctrl-C reaches the supervisor only), waits for
   them (their graceful stop, plus a margin; then SIGKILL) and exits 0. A second signal kills the
   workers at once and exits 128 + signum.
@@ -240,7 +240,7 @@ class Supervisor:
         self._close_sockets()  # new connections are refused once the workers stop accepting
         for slot in self.slots:
             slot.restart_at = None
-        self._kill_all(signal.SIGTERM)
+        self._kill_all(signum)  # workers stop gracefully on either
         self.kill_at = time.monotonic() + (self.cfg.server.graceful_timeout_ms + _serve.WATCHDOG_MARGIN_MS) / 1000
 
     def _kill_all(self, signum: int) -> None:

@@ -285,13 +285,16 @@ def test_workers_serve_restart_and_stop(project):
     assert not pid_alive(pids[1]) and not pid_alive(new)
 
 
-def test_workers_finish_requests_in_flight(project):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_workers_finish_requests_in_flight(project, sig):
     srv = start(project, args=("--workers", "2"))
     _workers(srv)
     thread, result = _slow_request(srv)
     srv.err.wait_for("sleep started")
-    srv.proc.send_signal(signal.SIGTERM)
-    srv.err.wait_for("received SIGTERM: stopping 2 worker")
+    srv.proc.send_signal(sig)
+    name = signal.Signals(sig).name
+    srv.err.wait_for(f"received {name}: stopping 2 worker")
+    srv.err.wait_for(rf"worker \d+: received {name}: finishing requests in flight", count=2)
     assert wait_until(lambda: refused(srv.host, srv.port), timeout=3)
     thread.join(10)
     assert result["r"][0] == 200 and result["r"][2] == b"slept"
