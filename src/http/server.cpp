@@ -24,6 +24,8 @@
 #include "http/server_internal.hpp"
 #include "http/transport.hpp"
 #include "http/response.hpp"
+#include "http/utf8.hpp"
+#include "http/ws_deflate.hpp"
 #include "http/ws_frame.hpp"
 #include "http/ws_handshake.hpp"
 #include "http/ws_reader.hpp"
@@ -412,7 +414,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     bool last = false, aborted = false;
     if (ws_) {
       bool close_queued = false;
-      ws_->io_take_output(pending_, close_queued);
+      ws_->io_take_output(pending_, close_queued, ws_deflate_.get());
       if (close_queued) ws_close_sent_ = true;
       if (pending_.empty()) {
         if (ws_close_sent_ && ws_peer_closed_) {
@@ -502,6 +504,10 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     ws_ = std::move(ws);
     ws::Options o;
     o.max_message = st_->opts.ws_max_message;
+    if (ws_->deflate) {
+      o.permessage_deflate = true;
+      ws_deflate_ = std::make_unique<ws::Deflate>(*ws_->deflate);
+    }
     ws_reader_ = std::make_unique<ws::Reader>(o);
     timer_.cancel();
     std::weak_ptr<Connection> weak = shared_from_this();
@@ -523,7 +529,19 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       using Kind = ws::Event::Kind;
       if (e.kind == Kind::NeedMore) break;
       if (e.kind == Kind::Text || e.kind == Kind::Binary) {
-        if (!ws_->io_message(e.kind == Kind::Binary, e.payload)) paused = true;
+        std::string_view payload = e.payload;
+        if (e.compressed) {
+          inflated_.clear();
+          bool too_big = false;
+          if (!ws_deflate_ || !ws_deflate_->inflate(e.payload, inflated_, st_->opts.ws_max_message, too_big) ||
+              (e.kind == Kind::Text && !valid_utf8(inflated_))) {
+            ws_fail(too_big ? ws::kCloseTooBig : ws::kCloseInvalidData,
+                    too_big ? "message too big" : "invalid compressed data");
+            break;
+          }
+          payload = inflated_;
+        }
+        if (!ws_->io_message(e.kind == Kind::Binary, payload)) paused = true;
         if (paused) break;
       } else if (e.kind == Kind::Ping) {
         if (!ws_close_sent_) {
@@ -552,6 +570,18 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if (start_ == end_ && !reading_) start_ = end_ = 0;
     if (!paused && !ws_peer_closed_) read();
     write_pending();
+  }
+
+  /** Fails the WebSocket connection: a close frame with `code`, then the TCP close. */
+  void ws_fail(std::uint16_t code, std::string_view reason) {
+    ws_peer_closed_ = true;
+    if (!ws_close_sent_) {
+      std::string frame;
+      ws::append_close_frame(frame, code, reason);
+      pending_.push_back(std::move(frame));
+      ws_close_sent_ = true;
+    }
+    ws_->io_closed(code, reason);
   }
 
   void send_error(int status, std::string_view reason) {
@@ -600,6 +630,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
 
   std::shared_ptr<WsSession> ws_;
   std::unique_ptr<ws::Reader> ws_reader_;
+  std::unique_ptr<ws::Deflate> ws_deflate_;
+  std::string inflated_;
   bool ws_close_sent_ = false, ws_peer_closed_ = false, ws_close_timer_ = false;
 
   std::vector<std::string> pending_, writing_now_;

@@ -53,11 +53,9 @@ bool WsSession::send(std::string_view payload, bool binary) {
   {
     std::lock_guard<std::mutex> lock(m_);
     if (closed_ || close_queued_) return false;
-    std::string frame;
-    frame.reserve(payload.size() + ws::kMaxServerHeaderSize);
-    ws::append_frame(frame, binary ? ws::Opcode::Binary : ws::Opcode::Text, payload);
-    out_queued_ += frame.size();
-    out_.push_back(std::move(frame));
+    out_queued_ += payload.size() + ws::kMaxServerHeaderSize;
+    out_.push_back(Outgoing{static_cast<std::uint8_t>(binary ? ws::Opcode::Binary : ws::Opcode::Text),
+                            std::string(payload)});
   }
   wake();
   return true;
@@ -72,7 +70,7 @@ void WsSession::close(std::uint16_t code, std::string_view reason) {
     std::string frame;
     ws::append_close_frame(frame, code, reason.substr(0, 123));
     out_queued_ += frame.size();
-    out_.push_back(std::move(frame));
+    out_.push_back(Outgoing{static_cast<std::uint8_t>(ws::Opcode::Close), std::move(frame)});
   }
   wake();
 }
@@ -125,11 +123,51 @@ void WsSession::io_closed(std::uint16_t code, std::string_view reason) {
   if (drain_waiter_) fire(drain_waiter_, lock);
 }
 
-void WsSession::io_take_output(std::vector<std::string>& out, bool& close_queued) {
-  std::lock_guard<std::mutex> lock(m_);
-  for (auto& s : out_) out.push_back(std::move(s));
-  out_.clear();
-  close_queued = close_queued_;
+void WsSession::io_take_output(std::vector<std::string>& out, bool& close_queued, ws::Deflate* deflater) {
+  std::vector<Outgoing> msgs;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    msgs.swap(out_);
+    close_queued = close_queued_;
+  }
+  // Framing (and compression) happens here, on the I/O thread, not in the application's.
+  // send() counted payload + a maximal header; recount with the frames' real sizes so that
+  // io_written() (which sees frame bytes) brings the count back to zero.
+  std::size_t counted = 0, framed = 0;
+  std::string compressed;
+  for (auto& m : msgs) {
+    auto op = static_cast<ws::Opcode>(m.opcode);
+    if (op == ws::Opcode::Close) {
+      counted += m.payload.size();
+      framed += m.payload.size();
+      out.push_back(std::move(m.payload));  // already a whole frame
+      continue;
+    }
+    counted += m.payload.size() + ws::kMaxServerHeaderSize;
+    std::string frame;
+    bool sent = false;
+    if (deflater && m.payload.size() >= 64) {
+      compressed.clear();
+      deflater->deflate(m.payload, compressed);
+      // Incompressible data (already compressed, random) goes out as it is: RSV1 is per message.
+      if (compressed.size() < m.payload.size()) {
+        frame.reserve(compressed.size() + ws::kMaxServerHeaderSize);
+        ws::append_frame(frame, op, compressed, true, true);
+        sent = true;
+      }
+    }
+    if (!sent) {
+      frame.reserve(m.payload.size() + ws::kMaxServerHeaderSize);
+      ws::append_frame(frame, op, m.payload);
+    }
+    framed += frame.size();
+    out.push_back(std::move(frame));
+  }
+  if (counted != framed) {
+    std::unique_lock<std::mutex> lock(m_);
+    out_queued_ = out_queued_ + framed > counted ? out_queued_ + framed - counted : 0;
+    if (drain_waiter_ && out_queued_ <= out_low_water) fire(drain_waiter_, lock);
+  }
 }
 
 void WsSession::io_written(std::size_t n) {

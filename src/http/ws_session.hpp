@@ -10,7 +10,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
+
+#include "http/ws_deflate.hpp"
 
 namespace puff::http {
 
@@ -40,6 +43,9 @@ class WsSession {
   std::uint16_t close_code() const;
   std::string close_reason() const;
 
+  /** permessage-deflate parameters, when negotiated (set before the upgrade; then read-only). */
+  std::optional<ws::DeflateParams> deflate;
+
   std::size_t in_high_water = 4 * 1024 * 1024;
   std::size_t out_high_water = 1024 * 1024;
   std::size_t out_low_water = 256 * 1024;
@@ -51,8 +57,9 @@ class WsSession {
   bool io_message(bool binary, std::string_view data);
   /** The peer closed (or the connection dropped: code 1006). Fires the waiters. */
   void io_closed(std::uint16_t code, std::string_view reason);
-  /** Takes the frames to write; `close_sent` tells whether a close frame is among them or was before. */
-  void io_take_output(std::vector<std::string>& out, bool& close_queued);
+  /** Frames the queued messages (compressing them with `deflater` when given) into `out`;
+   *  `close_queued` tells whether the application's close frame is among them or was before. */
+  void io_take_output(std::vector<std::string>& out, bool& close_queued, ws::Deflate* deflater);
   void io_written(std::size_t n);
   bool io_wants_more() const;
 
@@ -65,7 +72,11 @@ class WsSession {
   std::deque<Message> in_;
   std::size_t in_bytes_ = 0;
   std::function<void()> recv_waiter_;
-  std::vector<std::string> out_;
+  struct Outgoing {
+    std::uint8_t opcode;  // text, binary or close
+    std::string payload;  // the message, or the close frame's payload
+  };
+  std::vector<Outgoing> out_;
   std::size_t out_queued_ = 0;
   std::function<void()> drain_waiter_;
   bool close_queued_ = false;  // the application's close frame is queued or sent

@@ -575,7 +575,7 @@ void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_pt
     Py_XDECREF(mod);
   }
   PyObject *scope = nullptr, *ws = nullptr, *coro = nullptr, *task = nullptr;
-  if (runner && h && h->loop && (scope = build_scope(*app, *ex, true)) && (ws = new_websocket(ex)) &&
+  if (runner && h && h->loop && (scope = build_scope(*app, *ex, true)) && (ws = new_websocket(ex, app->state.settings.ws_deflate)) &&
       (coro = PyObject_CallFunctionObjArgs(runner, app->state.settings.asgi_app, scope, ws, nullptr))) {
     PyObject* ctx = PyContext_New();
     PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;

@@ -21,6 +21,7 @@ struct AppSettings {
   bool multiprocess = false;
   std::string url_scheme = "http";
   std::string script_name;  // SCRIPT_NAME prefix (root path), without trailing '/'
+  bool ws_deflate = true;   // accept permessage-deflate offers
 };
 
 /** Python-thread state of one HttpServer: the worker greenlets and the waiting requests. */
@@ -47,7 +48,7 @@ bool add_asgi_types(PyObject* module);
 /** An awaitable that is already complete with `value` (stolen). */
 PyObject* make_ready(PyObject* value);
 /** The Python WebSocket object for an upgrade request (websocket.cpp). */
-PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex);
+PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate);
 bool add_websocket_type(PyObject* module);
 /** accept() or close() was called on this WebSocket object. */
 bool websocket_answered(PyObject* ws);

@@ -223,6 +223,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     so.ws_max_message = ws_max;
     PyObject* mp = PyDict_GetItemString(opts, "multiprocess");
     as.multiprocess = mp && PyObject_IsTrue(mp) == 1;
+    PyObject* wd = PyDict_GetItemString(opts, "ws_permessage_deflate");
+    if (wd) as.ws_deflate = PyObject_IsTrue(wd) == 1;
     std::string interface = "wsgi";
     if (!get_str(opts, "interface", interface)) return nullptr;
     if (interface == "asgi") {

@@ -4,6 +4,7 @@
 // `websocket` scope is built on it (python/puff/_asgi_ws.py).
 #include <new>
 
+#include "http/ws_deflate.hpp"
 #include "http/ws_handshake.hpp"
 #include "http/ws_session.hpp"
 #include "py/http_bridge.hpp"
@@ -18,6 +19,7 @@ struct WsObject {
   std::shared_ptr<http::WsSession> session;
   bool accepted;
   bool denied;
+  bool deflate_ok;  // the server allows permessage-deflate
 };
 
 class WsRecvOp final : public Op {
@@ -95,6 +97,8 @@ bool clean(const std::string& s) {
   return true;
 }
 
+bool permessage_deflate_enabled(WsObject* self) { return self->deflate_ok; }
+
 PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
   auto* self = reinterpret_cast<WsObject*>(o);
   PyObject *subprotocol = Py_None, *headers = Py_None;
@@ -140,8 +144,14 @@ PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
     Py_DECREF(it);
     if (PyErr_Occurred()) return nullptr;
   }
-  head += "\r\n";
   auto session = std::make_shared<http::WsSession>();
+  if (!self->ex->ws_extensions.empty() && permessage_deflate_enabled(self)) {
+    if (auto params = http::ws::negotiate_deflate(self->ex->ws_extensions)) {
+      head += "Sec-WebSocket-Extensions: " + http::ws::deflate_response(*params) + "\r\n";
+      session->deflate = params;
+    }
+  }
+  head += "\r\n";
   if (!self->ex->upgrade(session, std::move(head))) {
     PyErr_SetString(PyExc_ConnectionResetError, "the client went away before the WebSocket was accepted");
     return nullptr;
@@ -298,12 +308,13 @@ PyTypeObject WsType = [] {
 
 }  // namespace
 
-PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex) {
+PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate) {
   auto* self = PyObject_New(WsObject, &WsType);
   if (!self) return nullptr;
   new (&self->ex) std::shared_ptr<http::Exchange>(ex);
   new (&self->session) std::shared_ptr<http::WsSession>();
   self->accepted = self->denied = false;
+  self->deflate_ok = permessage_deflate;
   return reinterpret_cast<PyObject*>(self);
 }
 

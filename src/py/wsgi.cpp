@@ -195,7 +195,7 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
     if (!k->file_wrapper) ok = false;
   }
   if (ok) ok &= PyDict_SetItem(env, k->wsgi_file_wrapper, k->file_wrapper) == 0;
-  if (ok && ex->websocket) ok &= set_item(env, k->puff_websocket, new_websocket(ex)) == 0;
+  if (ok && ex->websocket) ok &= set_item(env, k->puff_websocket, new_websocket(ex, app.settings.ws_deflate)) == 0;
   if (!ok) {
     Py_DECREF(env);
     return nullptr;

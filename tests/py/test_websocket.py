@@ -242,3 +242,47 @@ def test_many_messages_in_order():
             return [await c.recv() for _ in range(300)]
 
     assert serve(echo, check) == [f"echo:m{i}" for i in range(300)]
+
+
+# ---- permessage-deflate (RFC 7692) ------------------------------------------------------------------
+
+
+def test_permessage_deflate_negotiated_and_round_trips():
+    text = "compress me please " * 5000
+
+    async def check(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:  # the client offers deflate
+            ext = c.response.headers.get("Sec-WebSocket-Extensions", "")
+            got = []
+            for i in range(50):  # many messages: the client keeps its compression context
+                await c.send(f"{i}:{text}")
+                got.append(await c.recv())
+            await c.send(os.urandom(100_000))  # incompressible: sent back uncompressed
+            raw = await c.recv()
+            return ext, got, len(raw)
+
+    ext, got, n = serve(echo, check)
+    assert ext.startswith("permessage-deflate") and "server_no_context_takeover" in ext
+    assert got == [f"echo:{i}:{text}" for i in range(50)]
+    assert n == 100_000
+
+
+def test_permessage_deflate_can_be_turned_off():
+    async def check(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:
+            await c.send("x" * 1000)
+            return c.response.headers.get("Sec-WebSocket-Extensions"), await c.recv()
+
+    assert serve(echo, check, ws_permessage_deflate=False) == (None, "echo:" + "x" * 1000)
+
+
+def test_compressed_message_over_the_limit_closes_1009():
+    async def check(port):
+        # 1 MB of zeros compresses to ~1 KB: the limit applies to the inflated size.
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as c:
+            await c.send(b"\0" * 1_000_000)
+            with pytest.raises(websockets.ConnectionClosed):
+                await c.recv()
+            return c.close_code
+
+    assert serve(echo, check, ws_max_message=100_000) == 1009
