@@ -48,7 +48,7 @@ test-cpp: cpp-tests
 test-py: build native-ext
 	$(PY) -m pytest -q tests/py
 
-test: test-cpp test-py
+test: test-cpp test-py fuzz-smoke
 
 services-start: deps
 	@bash scripts/services.sh start
