@@ -192,8 +192,10 @@ class Supervisor:
         except BlockingIOError:
             return
         for i in range(0, len(data) - len(data) % 4, 4):
-            self.ready.add(int.from_bytes(data[i:i + 4], "little"))
+            pid = int.from_bytes(data[i:i + 4], "little")
+            self.ready.add(pid)
             self.ever_ready = True
+            log.info("worker %d ready", pid)
 
     def _alive(self) -> bool:
         return any(s.pid is not None for s in self.slots)
@@ -270,7 +272,6 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         slot.pid = pid
         slot.started = time.monotonic()
-        log.info("started worker %d", pid)
 
     def _worker(self, mask) -> None:
         status = 1

@@ -258,7 +258,7 @@ def test_an_app_whose_global_state_fails_exits_1(project):
 
 
 def _workers(srv, count=2):
-    return [int(m.group(1)) for m in srv.err.wait_for(r"started worker (\d+)", count=count)]
+    return [int(m.group(1)) for m in srv.err.wait_for(r"worker (\d+) ready", count=count)]
 
 
 def test_workers_serve_restart_and_stop(project):
