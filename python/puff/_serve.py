@@ -308,12 +308,14 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
 def _ignore_repeated_signals() -> None:
     """In a worker, a second SIGINT/SIGTERM (e.g. a process-group kill on top of the one the
     supervisor forwards) must not cut the graceful stop short: the supervisor owns the "second
-    signal stops at once" rule. Wraps the runtime's handlers so that only the first one counts."""
+    signal stops at once" rule. Wraps the runtime's handlers so that only the first one counts.
+    With ``asyncio = true`` the loop dispatches signals from its wakeup fd, so there a repeated
+    signal still stops the worker at once (docs/http.md recommends KillMode=mixed)."""
     seen = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(signum)
         if not callable(previous):
-            continue  # asyncio mode: the loop owns the handlers
+            continue
 
         def handler(sig, frame, previous=previous):
             if not seen:
