@@ -59,6 +59,11 @@ bool Exchange::body_finished() const {
   return body_eof_ && body_pos_ == body_buf_.size();
 }
 
+int Exchange::body_error_status() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return body_error_status_;
+}
+
 std::string Exchange::body_error() const {
   std::lock_guard<std::mutex> lock(m_);
   return body_error_;
@@ -102,9 +107,20 @@ std::shared_ptr<WsSession> Exchange::io_upgraded() const {
   return ws_;
 }
 
+bool Exchange::peer_gone() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return closed_ || peer_eof_;
+}
+
+void Exchange::io_peer_eof() {
+  std::unique_lock<std::mutex> lock(m_);
+  peer_eof_ = true;
+  if (closed_waiter_) fire(closed_waiter_, lock);
+}
+
 bool Exchange::wait_closed(std::function<void()> on_closed) {
   std::lock_guard<std::mutex> lock(m_);
-  if (closed_) return false;
+  if (closed_ || peer_eof_) return false;
   closed_waiter_ = std::move(on_closed);
   return true;
 }
@@ -136,11 +152,12 @@ void Exchange::io_body_end() {
   if (body_waiter_) fire(body_waiter_, lock);
 }
 
-void Exchange::io_body_error(std::string why) {
+void Exchange::io_body_error(std::string why, int http_status) {
   std::unique_lock<std::mutex> lock(m_);
   if (body_eof_) return;
   body_failed_ = true;
   body_error_ = std::move(why);
+  body_error_status_ = http_status;
   if (body_waiter_) fire(body_waiter_, lock);
 }
 

@@ -71,6 +71,8 @@ class Exchange {
   bool wait_body(std::function<void()> on_ready);
   /** The whole request body has arrived and been read. */
   bool body_finished() const;
+  /** The HTTP status the body's failure calls for (400 bad chunking, 413 too large), or 0. */
+  int body_error_status() const;
   /** The error text after Read::Error. */
   std::string body_error() const;
 
@@ -91,6 +93,10 @@ class Exchange {
   void abort();
   /** True once the connection is gone (closed, reset or timed out). */
   bool closed() const;
+  /** The client closed its sending side (FIN) after the request: it may still read the
+   *  response, but an application waiting for a disconnect (ASGI) is told now. */
+  bool peer_gone() const;
+  void io_peer_eof();
 
   std::size_t body_high_water = 256 * 1024;
   std::size_t out_high_water = 1024 * 1024;
@@ -102,7 +108,7 @@ class Exchange {
   /** Body bytes arrived (moves them in). Returns true while the connection may keep reading. */
   bool io_body_data(std::string_view data);
   void io_body_end();
-  void io_body_error(std::string why);
+  void io_body_error(std::string why, int http_status = 0);
   /** Takes everything queued for the socket; `last` tells whether the response is complete. */
   void io_take_output(std::vector<std::string>& out, bool& last, bool& aborted);
   /** Bytes were written; fires the drain waiter if it is due. */
@@ -123,6 +129,7 @@ class Exchange {
   bool body_eof_ = false;
   bool body_failed_ = false;
   std::string body_error_;
+  int body_error_status_ = 0;
   std::function<void()> body_waiter_;
   // response
   std::vector<std::string> out_;
@@ -133,6 +140,7 @@ class Exchange {
   std::function<void()> drain_waiter_;
   std::function<void()> closed_waiter_;
   std::shared_ptr<WsSession> ws_;
+  bool peer_eof_ = false;
 };
 
 }  // namespace puff::http

@@ -207,7 +207,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     if (!st || !st->ex) return 0;
     st->body_bytes += len;
     if (st->body_bytes > self->st_->opts.limits.max_body) {
-      st->ex->io_body_error("413 request body too large");
+      st->ex->io_body_error("413 request body too large", 413);
       nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
       return 0;
     }

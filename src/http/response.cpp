@@ -79,6 +79,7 @@ std::string_view ResponseWriter::add_header(std::string_view name, std::string_v
     if (has_length_ && n != length_) return "conflicting Content-Length headers";
     has_length_ = true;
     length_ = n;
+    return {};  // head() writes it (once)
   } else if (iequals(name, "connection")) {
     if (contains_token_close(value)) close_ = true;
     return {};

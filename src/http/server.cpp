@@ -168,7 +168,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   }
 
   void read() {
-    if (reading_ || closed_) return;
+    if (reading_ || closed_ || peer_eof_) return;
     if (end_ == buf_.size()) {
       if (start_ > 0) {  // compact
         std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
@@ -188,6 +188,13 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   void on_read(const error_code& ec, std::size_t n) {
     reading_ = false;
     if (closed_) return;
+    if (ec == asio::error::eof && ex_ && !ws_ && body_ == Body::Done && !response_done_) {
+      // The client half-closed after a complete request (RFC 9112 §9.6): answer it, then close.
+      peer_eof_ = true;
+      ex_->keep_alive = false;
+      ex_->io_peer_eof();
+      return;
+    }
     if (ec) {
       close();
       return;
@@ -388,7 +395,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
         timer_.cancel();
         ex_->io_body_end();
       } else if (r == Status::Error) {
-        ex_->io_body_error(std::to_string(err.http_status) + " " + std::string(err.reason));
+        ex_->io_body_error(std::to_string(err.http_status) + " " + std::string(err.reason), err.http_status);
         body_ = Body::Done;
         broken_ = true;  // cannot find the next request in this stream
       }
@@ -480,7 +487,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     }
     end_exchange();
     response_done_ = false;
-    if (!keep || closing_after_error_) {
+    if (!keep || closing_after_error_ || peer_eof_) {
       close();
       return;
     }
@@ -639,6 +646,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
   bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;
   bool served_any_ = false;
+  bool peer_eof_ = false;  // the client half-closed: no more reads, close after the response
 };
 
 // ---- listeners --------------------------------------------------------------------------------------
@@ -766,22 +774,37 @@ void Server::listen_fd(int fd, const TlsOptions* tls_opts) {
   for (std::size_t i = 0; i < io_.size(); ++i) {
     int dupfd = ::dup(fd);
     if (dupfd < 0) throw std::runtime_error("dup of listening socket failed");
-    auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     ::getsockname(dupfd, reinterpret_cast<sockaddr*>(&ss), &len);
     int family = ss.ss_family;
     error_code ec;
-    acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), dupfd, ec);
-    if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
-    accept_loop(acc, state_, false, family, tls);
+    std::function<void()> closer;
+    if (family == AF_UNIX) {
+      auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(io_.context(i));
+      acc->assign(asio::local::stream_protocol(), dupfd, ec);
+      if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
+      accept_loop(acc, state_, true, family);
+      closer = [acc] {
+        asio::post(acc->get_executor(), [acc] {
+          error_code ignore;
+          acc->close(ignore);
+        });
+      };
+    } else {
+      auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
+      acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), dupfd, ec);
+      if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
+      accept_loop(acc, state_, false, family, tls);
+      closer = [acc] {
+        asio::post(acc->get_executor(), [acc] {
+          error_code ignore;
+          acc->close(ignore);
+        });
+      };
+    }
     std::lock_guard<std::mutex> lock(state_->m);
-    state_->closers.push_back([acc] {
-      asio::post(acc->get_executor(), [acc] {
-        error_code ignore;
-        acc->close(ignore);
-      });
-    });
+    state_->closers.push_back(std::move(closer));
   }
 }
 

@@ -68,7 +68,7 @@ void WsSession::close(std::uint16_t code, std::string_view reason) {
     close_queued_ = true;
     if (closed_) return;  // the peer's close was already answered by the connection
     std::string frame;
-    ws::append_close_frame(frame, code, reason.substr(0, 123));
+    ws::append_close_frame(frame, code, reason);  // trims the reason at a UTF-8 boundary
     out_queued_ += frame.size();
     out_.push_back(Outgoing{static_cast<std::uint8_t>(ws::Opcode::Close), std::move(frame)});
   }

@@ -185,7 +185,7 @@ PyObject* try_receive(ChannelObject* c, bool& would_block) {
         return nullptr;
     }
   }
-  if (c->finished || c->ex->closed()) return disconnect_message();
+  if (c->finished || c->ex->peer_gone()) return disconnect_message();
   would_block = true;
   return nullptr;
 }
@@ -414,8 +414,10 @@ PyObject* channel_send(PyObject* o, PyObject* msg) {
 
 void send_500(ChannelObject* c) {
   if (c->ex->closed()) return;
-  std::string body = "Internal Server Error";
-  std::string h = std::string(c->ex->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1") + " 500 Internal Server Error\r\n";
+  int status = c->ex->body_error_status() ? c->ex->body_error_status() : 500;  // 400/413: the body's fault
+  std::string body(http::reason_phrase(status));
+  std::string h = std::string(c->ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
+                  std::string(http::reason_phrase(status)) + "\r\n";
   h.append(http::date_header_line());
   h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ").append(std::to_string(body.size()));
   h.append("\r\nConnection: close\r\n\r\n");

@@ -2,6 +2,8 @@
 // threads as completions and run in pooled worker greenlets (creating a greenlet costs ~8 µs,
 // a switch ~0.2 µs), each request in a fresh contextvars context.
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <memory>
 #include <vector>
 #include <new>
@@ -281,6 +283,15 @@ PyObject* server_close(PyObject* o, PyObject*) {
   if (self->server) {
     self->server->stop_accepting();
     self->server->close_all();
+    // Wait (briefly) until every connection has closed on its I/O thread: then every exchange
+    // is marked closed and the application side never posts to an I/O loop again, even from
+    // code that runs after the runtime stopped (a greenlet killed at exit).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (self->server->connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+      Py_BEGIN_ALLOW_THREADS
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      Py_END_ALLOW_THREADS
+    }
     self->server.reset();  // it refers to the I/O pool, which may stop after this
   }
   std::erase(g_servers, self);

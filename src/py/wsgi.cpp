@@ -237,10 +237,13 @@ bool parse_status(PyObject* status, http::ResponseWriter& w) {
     PyErr_SetString(PyExc_TypeError, "start_response: status must be a str like '200 OK'");
     return false;
   }
-  Py_ssize_t n;
-  const char* s = PyUnicode_AsUTF8AndSize(status, &n);
-  if (!s) return false;
-  std::string_view err = w.set_status_line(std::string_view(s, static_cast<std::size_t>(n)));
+  PyObject* b = PyUnicode_AsLatin1String(status);
+  if (!b) {
+    PyErr_Format(PyExc_ValueError, "start_response: status %R is not ISO-8859-1 (PEP 3333)", status);
+    return false;
+  }
+  std::string_view err = w.set_status_line(std::string_view(PyBytes_AS_STRING(b), static_cast<std::size_t>(PyBytes_GET_SIZE(b))));
+  Py_DECREF(b);
   if (!err.empty()) {
     PyErr_Format(PyExc_ValueError, "start_response: %s: %R", std::string(err).c_str(), status);
     return false;
@@ -262,12 +265,18 @@ bool parse_headers(PyObject* headers, http::ResponseWriter& w) {
       PyErr_Format(PyExc_TypeError, "start_response: header %zd must be a (str, str) tuple, got %R", i, item);
       return false;
     }
-    Py_ssize_t nn, vn;
-    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nn);
-    const char* value = name ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vn) : nullptr;
-    if (!value) return false;
-    std::string_view err = w.add_header(std::string_view(name, static_cast<std::size_t>(nn)),
-                                        std::string_view(value, static_cast<std::size_t>(vn)));
+    // PEP 3333: header names and values are str of ISO-8859-1 characters, sent as those bytes.
+    PyObject* nb = PyUnicode_AsLatin1String(PyTuple_GET_ITEM(item, 0));
+    PyObject* vb = nb ? PyUnicode_AsLatin1String(PyTuple_GET_ITEM(item, 1)) : nullptr;
+    if (!vb) {
+      Py_XDECREF(nb);
+      PyErr_Format(PyExc_ValueError, "start_response: header %R is not ISO-8859-1 (PEP 3333)", item);
+      return false;
+    }
+    std::string_view err = w.add_header(std::string_view(PyBytes_AS_STRING(nb), static_cast<std::size_t>(PyBytes_GET_SIZE(nb))),
+                                        std::string_view(PyBytes_AS_STRING(vb), static_cast<std::size_t>(PyBytes_GET_SIZE(vb))));
+    Py_DECREF(nb);
+    Py_DECREF(vb);
     if (!err.empty()) {
       PyErr_Format(PyExc_ValueError, "start_response: %s: %R", std::string(err).c_str(), item);
       return false;
@@ -509,7 +518,12 @@ void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
   } else if (ok) {
     ok = send_body(r, result);
   }
-  if (!ok) {
+  int body_status = ok ? 0 : ex->body_error_status();
+  if (!ok && body_status && !r.w.head_sent()) {
+    // The request body was malformed or too large: the client's fault, answered as such.
+    PyErr_Clear();
+    send_error_response(r, body_status, body_status == 413 ? "Content Too Large" : "Bad Request");
+  } else if (!ok) {
     log_exception("WSGI application failed");
     if (!r.w.head_sent()) {
       send_error_response(r, 500, "Internal Server Error");

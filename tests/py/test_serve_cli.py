@@ -315,8 +315,6 @@ def test_workers_on_a_unix_socket(project, tmp_path):
     assert not path.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="HttpServer.listen_fd() treats an inherited Unix socket as TCP: "
-                                       "SERVER_NAME '' and SERVER_PORT '0' — reported")
 def test_workers_on_a_unix_socket_have_a_pep3333_environ(project, tmp_path):
     path = tmp_path / "w.sock"
     srv = start(project, args=("--workers", "2", "--bind", f"unix:{path}"))

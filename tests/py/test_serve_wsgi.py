@@ -120,8 +120,6 @@ def test_generator_with_content_length_is_not_chunked(server):
     assert body == b"chunk0\nchunk1\nchunk2\n"
 
 
-@pytest.mark.xfail(strict=True, reason="a Content-Length set by the app is sent twice (ResponseWriter::add_header "
-                                       "keeps it in headers_ and head() appends it again) — reported")
 def test_content_length_set_by_the_app_is_sent_once(server):
     with server.connect() as s:
         s.sendall(b"GET /stream?n=3&cl=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -129,8 +127,6 @@ def test_content_length_set_by_the_app_is_sent_once(server):
     assert head.lower().count(b"content-length:") == 1, head
 
 
-@pytest.mark.xfail(strict=True, reason="response header values are encoded as UTF-8, not ISO-8859-1 as PEP 3333 "
-                                       "says — reported")
 def test_response_header_values_are_latin1(server):
     with server.connect() as s:
         s.sendall(b"GET /latin1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
