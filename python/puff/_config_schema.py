@@ -46,6 +46,7 @@ _IDENT = r"[^\W\d]\w*"
 _DOTTED = re.compile(rf"{_IDENT}(?:\.{_IDENT})*(?::{_IDENT}(?:\.{_IDENT})*)?\Z")
 _ORIGIN = re.compile(r"https?://[^/\s?#]+\Z")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_URL_PREFIX = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/-]*\Z")
 
 
 class ConfigError(Exception):
@@ -138,6 +139,25 @@ class CorsConfig:
     allowed_origins: Union[str, List[str], None] = None  # "*" or a list
     allowed_headers: Union[str, List[str], None] = None
     allowed_methods: Union[str, List[str], None] = None
+    expose_headers: Union[str, List[str], None] = None  # Puff's addition to upstream's keys
+
+    def native_options(self) -> Dict[str, Any]:
+        """The ``cors`` option of ``puff._native.HttpServer`` (unset keys left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass
+class StaticConfig:
+    """One ``[[static]]`` entry: files under ``url`` served from ``directory`` by the native server."""
+
+    url: str  # URL path prefix, starts and ends with '/'
+    directory: str  # relative paths are relative to the directory puff runs in
+    index: str = "index.html"  # served for directory requests; "" = none
+    max_age: Optional[int] = None  # Cache-Control: max-age; None = no Cache-Control
+
+    def native_options(self) -> Dict[str, Any]:
+        """One entry of the ``static`` option of ``puff._native.HttpServer``."""
+        return {"prefix": self.url, "directory": self.directory, "index": self.index, "max_age": self.max_age}
 
 
 @dataclasses.dataclass
@@ -163,6 +183,7 @@ class PuffConfig:
     asgi: Optional[str] = None
     global_state: Optional[str] = None
     cors: Optional[CorsConfig] = None
+    static: List[StaticConfig] = dataclasses.field(default_factory=list)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     commands: List[CommandConfig] = dataclasses.field(default_factory=list)
@@ -391,7 +412,7 @@ class _Context:
         return ConfigError(message, self.path, line)
 
 
-_TOP_ARRAYS = ("commands",) + POOL_KINDS + ("http_client", "graphql")
+_TOP_ARRAYS = ("commands", "static") + POOL_KINDS + ("http_client", "graphql")
 
 
 def build(data: dict, path: Optional[Path] = None, text: str = "") -> PuffConfig:
@@ -450,6 +471,9 @@ def _entries(ctx: _Context, key: str, tables: list) -> list:
         if key == "commands":
             entry = _command(r)
             ident = entry.command_name
+        elif key == "static":
+            entry = _static(r)
+            ident = entry.url
         else:
             enabled = r.get("enable", "boolean", True)
             name = r.get("name", "string", "default")
@@ -463,7 +487,7 @@ def _entries(ctx: _Context, key: str, tables: list) -> list:
             ident = name.lower().replace("_", "-")
         if ident in seen:
             first = ctx.lines.find((key, seen[ident]))
-            what = "command_name" if key == "commands" else "name"
+            what = {"commands": "command_name", "static": "url"}.get(key, "name")
             shown = _show(table.get(what, "default"))
             raise r.error(what, f"[[{key}]]: duplicate {what} {shown} (first defined at line {first})")
         seen[ident] = i
@@ -485,6 +509,26 @@ def _command(r: _Reader) -> CommandConfig:
         raise r.error("command_name", f"[[commands]]: command_name {_show(name)} is a built-in puff command; "
                                       "choose another name")
     return CommandConfig(command_name=name, function=function)
+
+
+def _static(r: _Reader) -> StaticConfig:
+    url = r.get("url", "string")
+    directory = r.get("directory", "string")
+    index = r.get("index", "string", "index.html")
+    max_age = r.count("max_age", None)
+    r.finish()
+    if url is None or directory is None:
+        missing = "url" if url is None else "directory"
+        raise r.error(None, f"[[static]]: '{missing}' is required")
+    if not _URL_PREFIX.match(url):
+        raise r.error("url", f"[[static]]: 'url' must be a URL path starting with '/' (letters, digits and "
+                             f"-._~!$&'()*+,;=:@/ only), got {_show(url)}")
+    if not directory:
+        raise r.error("directory", "[[static]]: 'directory' must not be empty")
+    if "/" in index or index in (".", ".."):
+        raise r.error("index", f"[[static]]: 'index' must be a file name (or \"\" for none), got {_show(index)}")
+    return StaticConfig(url=url if url.endswith("/") else url + "/", directory=directory, index=index,
+                        max_age=max_age)
 
 
 def _pool(kind: str):
@@ -560,7 +604,7 @@ def _cors(r: _Reader) -> CorsConfig:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise r.error("base_config", f"[cors]: 'base_config' must be one of {', '.join(CORS_BASES)}, "
                                      f"got {_show(cors.base_config)}{hint}")
-    for key in ("allowed_origins", "allowed_headers", "allowed_methods"):
+    for key in ("allowed_origins", "allowed_headers", "allowed_methods", "expose_headers"):
         value = r.get(key, "string or array of strings")
         if isinstance(value, str) and value != "*":
             raise r.error(key, f"[cors]: '{key}' must be \"*\" or an array of strings, got {_show(value)}")

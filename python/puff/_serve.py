@@ -10,11 +10,11 @@ Stopping: SIGINT/SIGTERM raise at the main greenlet's wait; the server stops acc
 until the requests in flight are done (at most ``graceful_timeout_ms``), closes, and the command
 exits 0. Details and exit codes: docs/http.md.
 
-Hooks for what is not here yet (ASGI, TLS, HTTP/2, static files, CORS): the application kind is
-resolved by :func:`resolve_app`, the server object is made by :data:`SERVER_FACTORIES` with the
-options of :func:`server_options`. ASGI support adds an ``"asgi"`` factory and lifts the refusal
-in :func:`resolve_app`; native features configured elsewhere in puff.toml add their options in
-:func:`server_options`.
+Hooks for what is not here yet (ASGI, TLS): the application kind is resolved by
+:func:`resolve_app`, the server object is made by :data:`SERVER_FACTORIES` with the options of
+:func:`server_options`. ASGI support adds an ``"asgi"`` factory and lifts the refusal in
+:func:`resolve_app`; native features configured elsewhere in puff.toml add their options in
+:func:`server_options`, as ``[[static]]`` and ``[cors]`` do (docs/static-and-cors.md).
 """
 
 from __future__ import annotations
@@ -139,7 +139,21 @@ def server_options(cfg: PuffConfig) -> Dict[str, Any]:
     """The options of the native server for this configuration. Features configured outside
     ``[server]`` that the native server implements (static files, CORS, TLS, ...) add their keys
     here."""
-    return cfg.server.native_options()
+    opts = cfg.server.native_options()
+    if cfg.static:
+        opts["static"] = [s.native_options() for s in cfg.static]
+    if cfg.cors is not None:
+        opts["cors"] = cfg.cors.native_options()
+    return opts
+
+
+def check_static(cfg: PuffConfig) -> None:
+    """A ``[[static]]`` directory that is missing is a config error (status 2), before the fork."""
+    for i, static in enumerate(cfg.static):
+        if not os.path.isdir(static.directory):
+            raise ConfigError(f"[[static]] {static.url!r}: directory {static.directory!r} does not exist "
+                              f"(or is not a directory; relative paths start at {os.getcwd()})",
+                              *cfg.where("static", i, "directory"))
 
 
 def _where(cfg: PuffConfig, key: str):
@@ -335,6 +349,7 @@ def cmd_serve(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> int:
     apply_flags(cfg, args, name)
     kind, app, _path = resolve_app(cfg)
     binds = cfg.server.binds()
+    check_static(cfg)
     if cfg.global_state:  # import it now: before the fork, and as a config error (status 2)
         factory = _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
         if not callable(factory):

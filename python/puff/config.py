@@ -35,6 +35,7 @@ from ._config_schema import (
     PoolConfig,
     PuffConfig,
     RuntimeConfig,
+    StaticConfig,
     TaskQueueConfig,
     build,
     check_url,
@@ -59,6 +60,7 @@ __all__ = [
     "RuntimeConfig",
     "SERVER_SETTINGS",
     "ServerConfig",
+    "StaticConfig",
     "TaskQueueConfig",
     "current",
     "dump",
@@ -334,6 +336,10 @@ def dump(cfg: PuffConfig) -> str:
         out.append("\n[cors]")
         for field in CorsConfig.__dataclass_fields__:
             put(field, getattr(cfg.cors, field))
+    for static in cfg.static:
+        out.append("\n[[static]]")
+        for field in StaticConfig.__dataclass_fields__:
+            put(field, getattr(static, field))
     for cmd in cfg.commands:
         out.append("\n[[commands]]")
         put("command_name", cmd.command_name)
@@ -397,6 +403,12 @@ allow_credentials = true
 allowed_origins = ["http://localhost:7777"]
 allowed_headers = "*"
 allowed_methods = ["GET"]
+
+# Static files, served by `puff serve` before the app (docs/static-and-cors.md).
+# [[static]]
+# url = "/static/"              # URL prefix
+# directory = "static"          # relative to the directory puff runs in
+# max_age = 3600                # Cache-Control: max-age (unset: no Cache-Control)
 
 # One command per entry: `puff execute_func [ARGS...]`.
 [[commands]]

@@ -402,3 +402,46 @@ def test_invalid_options_are_clear_errors(options, error, text):
         return str(e.value)
 
     assert text in puff.run(main)
+
+
+# ---- puff serve: [[static]] and [cors] from puff.toml -----------------------------------------------
+
+
+def test_puff_serve_reads_static_and_cors_from_puff_toml(project):
+    from http_helpers import start
+
+    project.write("assets/app.js", "console.log(1)\n")
+    project.write("assets/index.html", "<p>index</p>")
+    toml = """
+[[static]]
+url = "/assets"
+directory = "assets"
+max_age = 60
+
+[cors]
+allowed_origins = ["https://app.example.com/"]
+allow_credentials = true
+expose_headers = ["X-Request-Id"]
+"""
+    srv = start(project, toml=toml)
+    try:
+        status, h, body = srv.get("/assets/app.js", headers={"Origin": ORIGIN})
+        assert (status, body) == (200, b"console.log(1)\n")
+        assert h["Content-Type"] == "text/javascript; charset=utf-8" and h["Cache-Control"] == "max-age=60"
+        assert h["Access-Control-Allow-Origin"] == ORIGIN and h["Access-Control-Allow-Credentials"] == "true"
+        assert h["Access-Control-Expose-Headers"] == "X-Request-Id"
+        assert srv.get("/assets/")[2] == b"<p>index</p>"
+        status, h, _ = srv.get("/", headers={"Origin": ORIGIN})  # the WSGI app, with the CORS headers
+        assert "Content-Type" in h and h["Access-Control-Allow-Origin"] == ORIGIN and h["Vary"] == "Origin"
+        assert srv.request("OPTIONS", "/x", headers={"Origin": "https://evil.example",
+                                                     "Access-Control-Request-Method": "PUT"})[0] == 403
+    finally:
+        assert srv.stop() == 0, srv.err.text
+
+
+def test_puff_serve_refuses_a_missing_static_directory(project):
+    project.write("app.py", "def app(environ, start_response):\n    pass\n")
+    project.write("puff.toml", 'wsgi = "app:app"\n\n[[static]]\nurl = "/s/"\ndirectory = "nowhere"\n')
+    r = project.run("serve", "--bind", "127.0.0.1:0")
+    assert r.returncode == 2
+    assert "puff.toml:5: [[static]] '/s/': directory 'nowhere' does not exist" in r.stderr
