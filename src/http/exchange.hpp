@@ -49,6 +49,9 @@ class Exchange {
   /** Header lines ("Name: value\r\n") every response to this request carries (CORS, ...);
    *  set by the connection's handlers before the application sees the request. */
   std::string extra_response_headers;
+  /** The client accepts gzip and compression is enabled: compressible responses are gzipped
+   *  (set by the Compression handler). 0 = off, else the minimum body size to compress. */
+  std::size_t gzip_min_size = 0;
   /** A valid RFC 6455 upgrade request (GET, HTTP/1.1, Upgrade: websocket, version 13, a key). */
   bool websocket = false;
   std::string_view ws_key, ws_protocols, ws_extensions;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <zlib.h>
+
 #include "http/exchange.hpp"
 #include "http/http1_parser.hpp"
 
@@ -40,7 +42,31 @@ ResponseWriter::ResponseWriter(const Exchange& ex)
       h2_(ex.http2),
       extra_(ex.extra_response_headers),
       keep_alive_(ex.keep_alive),
-      head_request_(ex.method == "HEAD") {}
+      head_request_(ex.method == "HEAD"),
+      gzip_min_(ex.gzip_min_size) {}
+
+struct ResponseWriter::Gzip {
+  z_stream z{};
+};
+
+void ResponseWriter::GzipDeleter::operator()(Gzip* g) const {
+  deflateEnd(&g->z);
+  delete g;
+}
+
+bool compressible_content_type(std::string_view ct) {
+  auto semi = ct.find(';');
+  std::string_view t = ct.substr(0, semi);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  if (t.size() >= 5 && iequals(t.substr(0, 5), "text/")) return true;
+  static constexpr std::string_view kTypes[] = {
+      "application/json", "application/javascript", "application/xml", "application/xhtml+xml",
+      "application/rss+xml", "application/atom+xml", "application/ld+json", "application/manifest+json",
+      "application/graphql-response+json", "image/svg+xml", "application/wasm"};
+  for (auto k : kTypes)
+    if (iequals(t, k)) return true;
+  return t.size() > 5 && iequals(t.substr(t.size() - 5), "+json");
+}
 
 std::string_view ResponseWriter::set_status(int code, std::string_view reason) {
   if (code < 100 || code > 999) return "status code must be between 100 and 999";
@@ -62,7 +88,7 @@ std::string_view ResponseWriter::set_status_line(std::string_view s) {
 
 void ResponseWriter::clear_headers() {
   headers_.clear();
-  has_length_ = close_ = has_date_ = false;
+  has_length_ = close_ = has_date_ = has_encoding_ = compressible_type_ = false;
   length_ = 0;
 }
 
@@ -87,6 +113,10 @@ std::string_view ResponseWriter::add_header(std::string_view name, std::string_v
     return {};
   } else if (iequals(name, "date")) {
     has_date_ = true;
+  } else if (iequals(name, "content-encoding")) {
+    has_encoding_ = true;
+  } else if (iequals(name, "content-type")) {
+    compressible_type_ = compressible_content_type(value);
   }
   headers_.append(name).append(": ").append(value).append("\r\n");
   return {};
@@ -102,6 +132,18 @@ std::string ResponseWriter::head(long long body_size) {
   h.append(extra_);
   if (!has_date_) h.append(date_header_line());
   bool body_forbidden = status_ < 200 || status_ == 204 || status_ == 304;
+  std::uint64_t known = has_length_ ? length_ : body_size >= 0 ? static_cast<std::uint64_t>(body_size) : UINT64_MAX;
+  if (gzip_min_ && !body_forbidden && !head_request_ && status_ >= 200 && status_ < 300 && status_ != 206 &&
+      !has_encoding_ && compressible_type_ && known >= gzip_min_) {
+    gz_.reset(new Gzip());
+    if (deflateInit2(&gz_->z, 5, Z_DEFLATED, 31 /* gzip wrapper */, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      gz_.reset();
+    } else {
+      h.append("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      has_length_ = false;  // the compressed length is not known up front
+      body_size = -1;
+    }
+  }
   if (has_length_ && !body_forbidden) {
     h.append("Content-Length: ").append(std::to_string(length_)).append("\r\n");
   } else if (!body_forbidden) {
@@ -133,6 +175,27 @@ std::string ResponseWriter::head(long long body_size) {
 
 void ResponseWriter::frame(std::string& out, const char* data, std::size_t n) {
   if (no_body_ || n == 0) return;
+  if (gz_) {
+    // Each application chunk is flushed (Z_SYNC_FLUSH) so streamed responses keep flowing.
+    std::string packed;
+    z_stream& z = gz_->z;
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+    z.avail_in = static_cast<uInt>(n);
+    unsigned char buf[16384];
+    do {
+      z.next_out = buf;
+      z.avail_out = sizeof buf;
+      deflate(&z, Z_SYNC_FLUSH);
+      packed.append(reinterpret_cast<char*>(buf), sizeof buf - z.avail_out);
+    } while (z.avail_out == 0);
+    frame_raw(out, packed.data(), packed.size());
+    return;
+  }
+  frame_raw(out, data, n);
+}
+
+void ResponseWriter::frame_raw(std::string& out, const char* data, std::size_t n) {
+  if (n == 0) return;
   if (has_length_) {
     std::uint64_t room = length_ > sent_ ? length_ - sent_ : 0;
     if (n > room) {
@@ -158,7 +221,25 @@ void ResponseWriter::frame(std::string& out, const char* data, std::size_t n) {
 
 std::string ResponseWriter::finish() {
   if (no_body_) return {};
-  if (chunked_) return "0\r\n\r\n";
+  std::string tail;
+  if (gz_) {
+    z_stream& z = gz_->z;
+    z.next_in = nullptr;
+    z.avail_in = 0;
+    unsigned char buf[256];
+    std::string packed;
+    int rc;
+    do {
+      z.next_out = buf;
+      z.avail_out = sizeof buf;
+      rc = deflate(&z, Z_FINISH);
+      packed.append(reinterpret_cast<char*>(buf), sizeof buf - z.avail_out);
+    } while (rc == Z_OK);
+    gz_.reset();
+    frame_raw(tail, packed.data(), packed.size());
+  }
+  if (chunked_) return tail + "0\r\n\r\n";
+  if (!tail.empty()) return tail;
   if (has_length_ && sent_ < length_) close_ = true;  // short body: the client must see the close
   return {};
 }

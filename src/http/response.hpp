@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,8 @@ class ResponseWriter {
   std::string finish();
 
   bool head_sent() const { return head_sent_; }
+  /** The body is being gzip-compressed (decided by head()). */
+  bool compressing() const { return gz_ != nullptr; }
   int status() const { return status_; }
   /** After head()/finish(): whether the connection may carry another request. */
   bool keep_alive() const { return keep_alive_ && !close_; }
@@ -62,7 +65,20 @@ class ResponseWriter {
   bool no_body_ = false;
   bool has_date_ = false;
   bool head_sent_ = false;
+  // gzip (Exchange::gzip_min_size)
+  std::size_t gzip_min_ = 0;
+  bool has_encoding_ = false;
+  bool compressible_type_ = false;
+  struct Gzip;
+  struct GzipDeleter {
+    void operator()(Gzip* g) const;
+  };
+  std::unique_ptr<Gzip, GzipDeleter> gz_;
+  void frame_raw(std::string& out, const char* data, std::size_t n);
 };
+
+/** Content types worth compressing (text, JSON, JavaScript, XML, SVG, ...). */
+bool compressible_content_type(std::string_view content_type);
 
 /** The reason phrase for a status code ("OK", "Not Found", ...; "" if unknown). */
 std::string_view reason_phrase(int status);
