@@ -74,13 +74,14 @@ void reply_error(Exchange& ex, int status, Fields fields = {}) {
   reply(ex, status, fields, body);
 }
 
-/** Streams [offset, offset+length) of an open file into the exchange, kChunk bytes at a time:
- *  while more than out_high_water bytes are queued it waits for the drain callback (I/O thread)
+/** Streams [offset, offset+length) of an open file into the exchange, kChunk bytes at a time,
+ *  framed by the response's ResponseWriter (so its framing and any content coding apply): while
+ *  more than out_high_water bytes are queued it waits for the drain callback (I/O thread)
  *  instead of reading on. Owns the descriptor. */
 class FileSender : public std::enable_shared_from_this<FileSender> {
  public:
-  FileSender(std::shared_ptr<Exchange> ex, int fd, std::uint64_t offset, std::uint64_t length)
-      : ex_(std::move(ex)), fd_(fd), offset_(offset), remaining_(length) {}
+  FileSender(std::shared_ptr<Exchange> ex, ResponseWriter w, int fd, std::uint64_t offset, std::uint64_t length)
+      : ex_(std::move(ex)), w_(std::move(w)), fd_(fd), offset_(offset), remaining_(length) {}
   ~FileSender() { ::close(fd_); }
   FileSender(const FileSender&) = delete;
   FileSender& operator=(const FileSender&) = delete;
@@ -89,7 +90,7 @@ class FileSender : public std::enable_shared_from_this<FileSender> {
   void start(std::string head) { pump(std::move(head)); }
 
  private:
-  void pump(std::string pending) {
+  void pump(std::string out) {
     while (remaining_ > 0) {
       if (ex_->queued() > ex_->out_high_water) {
         // The drain callback also runs when the connection goes away; pump then stops at write().
@@ -97,11 +98,10 @@ class FileSender : public std::enable_shared_from_this<FileSender> {
         if (ex_->closed()) return;
       }
       std::size_t n = remaining_ < StaticFiles::kChunk ? static_cast<std::size_t>(remaining_) : StaticFiles::kChunk;
-      std::string buf = std::move(pending);
-      std::size_t base = buf.size(), got = 0;
-      buf.resize(base + n);
+      scratch_.resize(n);
+      std::size_t got = 0;
       while (got < n) {
-        ssize_t r = ::pread(fd_, buf.data() + base + got, n - got, static_cast<off_t>(offset_ + got));
+        ssize_t r = ::pread(fd_, scratch_.data() + got, n - got, static_cast<off_t>(offset_ + got));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         got += static_cast<std::size_t>(r);
@@ -112,13 +112,19 @@ class FileSender : public std::enable_shared_from_this<FileSender> {
       }
       offset_ += n;
       remaining_ -= n;
-      if (!ex_->write(std::move(buf), remaining_ == 0)) return;
+      out.reserve(out.size() + n + 64);
+      w_.frame(out, scratch_.data(), n);
+      if (remaining_ == 0) out += w_.finish();
+      if (!ex_->write(std::move(out), remaining_ == 0)) return;
+      out = std::string();
     }
   }
 
   std::shared_ptr<Exchange> ex_;
+  ResponseWriter w_;
   int fd_;
   std::uint64_t offset_, remaining_;
+  std::string scratch_;  // one chunk as read; framed into a fresh string for the exchange
 };
 
 /** The file for `rel` below `root` (realpath, still below root), following the index for a
@@ -206,10 +212,11 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
   std::string out = w.head(static_cast<long long>(length));
   if (head || length == 0) {
     ::close(fd);
+    out += w.finish();
     ex->write(std::move(out), true);
     return;
   }
-  std::make_shared<FileSender>(std::move(ex), fd, range.first, length)->start(std::move(out));
+  std::make_shared<FileSender>(std::move(ex), std::move(w), fd, range.first, length)->start(std::move(out));
 }
 
 }  // namespace
