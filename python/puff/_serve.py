@@ -56,7 +56,7 @@ def _parser(name: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"puff {name}", description=USAGE, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wsgi", metavar="PATH", help="WSGI app, e.g. my_app.wsgi:application (overrides wsgi)")
-    p.add_argument("--asgi", metavar="PATH", help="ASGI app (not servable yet; overrides asgi)")
+    p.add_argument("--asgi", metavar="PATH", help="ASGI app, e.g. my_app.main:app (overrides asgi)")
     p.add_argument("-b", "--bind", action="append", metavar="ADDR",
                    help="host:port, [ipv6]:port, unix:/path or /path; repeat for several "
                         "[env: PUFF_BIND] [default: 127.0.0.1:7777]")
@@ -69,6 +69,9 @@ def _parser(name: str) -> argparse.ArgumentParser:
                    "flight may take [env: PUFF_GRACEFUL_TIMEOUT_MS] [default: 30000]")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
                    help="log one line per request to stdout [env: PUFF_ACCESS_LOG] [default: off]")
+    p.add_argument("--certfile", metavar="PEM", help="TLS certificate chain: serve HTTPS (HTTP/1.1 and "
+                   "HTTP/2 by ALPN) on every TCP bind [env: PUFF_CERTFILE]")
+    p.add_argument("--keyfile", metavar="PEM", help="TLS private key [env: PUFF_KEYFILE]")
     p.add_argument("--reuse-port", nargs="?", const="true", metavar="BOOL",
                    help="accepted for compatibility: SO_REUSEPORT is always on [env: PUFF_REUSE_PORT]")
     return p
@@ -105,34 +108,69 @@ def _wsgi_server(app: Callable, options: Dict[str, Any]):
     return _native.HttpServer(app, options)
 
 
+class _AsgiServer:
+    """An ASGI app on the native server, with its lifespan: startup before listening (a failed
+    startup stops the process), shutdown after close(). Runs in the serving greenlet; Puff's
+    asyncio loop runs beside it (``asyncio`` is forced on for ASGI)."""
+
+    def __init__(self, app: Callable, options: Dict[str, Any]) -> None:
+        from ._scheduler import state, wait_future
+        from .asgi import Lifespan
+
+        self._wait = wait_future
+        self._loop = state.loop
+        if self._loop is None:
+            raise RuntimeError("ASGI serving needs Puff's asyncio loop")
+        self.lifespan = Lifespan(app)
+        self._wait(self._loop.create_task(self.lifespan.startup()))
+        self._native = _native.HttpServer(app, {**options, "interface": "asgi", "state": self.lifespan.state})
+        self._closed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._native, name)
+
+    def close(self) -> None:
+        self._native.close()
+        if not self._closed:
+            self._closed = True
+            try:
+                self._wait(self._loop.create_task(self.lifespan.shutdown()))
+            except Exception as e:  # noqa: BLE001 - report, the server is stopping anyway
+                log.error("ASGI lifespan shutdown failed: %s", e)
+
+
 #: Application kind -> factory(app, native options) -> a server with listen_*/stop_accepting/
-#: close/stats. ASGI adds its own entry when it lands.
-SERVER_FACTORIES: Dict[str, Callable[[Callable, Dict[str, Any]], Any]] = {"wsgi": _wsgi_server}
+#: close/stats.
+SERVER_FACTORIES: Dict[str, Callable[[Callable, Dict[str, Any]], Any]] = {"wsgi": _wsgi_server, "asgi": _AsgiServer}
 
 
 def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
     """Imports the configured application: (kind, app, dotted path). A missing or unimportable
-    app is a ConfigError naming the module or attribute."""
-    if cfg.wsgi is None:
-        if cfg.asgi is not None:
-            raise ConfigError(f"ASGI serving is not available yet: asgi = {cfg.asgi!r} cannot be served "
-                              "by this version of Puff (serve a WSGI app with wsgi = \"pkg.module:app\")",
-                              *_where(cfg, "asgi"))
-        raise ConfigError("nothing to serve: set wsgi = \"package.module:app\" in puff.toml "
-                          "or pass --wsgi package.module:app")
-    if cfg.asgi is not None:
+    app is a ConfigError naming the module or attribute. With both configured, WSGI is served
+    and a warning says the ASGI app is not."""
+    if cfg.wsgi is None and cfg.asgi is None:
+        raise ConfigError("nothing to serve: set wsgi = \"package.module:app\" or asgi = \"package.module:app\" "
+                          "in puff.toml, or pass --wsgi/--asgi package.module:app")
+    if cfg.wsgi is not None and cfg.asgi is not None:
         log.warning("both wsgi and asgi are configured: serving the WSGI app %r; the ASGI app %r "
-                    "is NOT served (ASGI serving is not available yet)", cfg.wsgi, cfg.asgi)
-    what = cfg.sources.get("wsgi", "wsgi")
-    app = _config.import_object(cfg.wsgi, what, _where(cfg, "wsgi"))
+                    "is NOT served (configure one of them)", cfg.wsgi, cfg.asgi)
+    kind = "wsgi" if cfg.wsgi is not None else "asgi"
+    path = cfg.wsgi if kind == "wsgi" else cfg.asgi
+    what = cfg.sources.get(kind, kind)
+    app = _config.import_object(path, what, _where(cfg, kind))
     if not callable(app):
-        raise ConfigError(f"{what} {cfg.wsgi!r} is not callable (it is {type(app).__name__}); "
-                          "a WSGI application is app(environ, start_response)", *_where(cfg, "wsgi"))
-    if cfg.server.access_log:
+        signature = "app(environ, start_response)" if kind == "wsgi" else "async app(scope, receive, send)"
+        raise ConfigError(f"{what} {path!r} is not callable (it is {type(app).__name__}); "
+                          f"a {kind.upper()} application is {signature}", *_where(cfg, kind))
+    if kind == "asgi":
+        cfg.asyncio = True  # the ASGI app runs on Puff's asyncio loop
+        if cfg.server.access_log:
+            log.warning("access_log applies to WSGI apps only for now; the ASGI app is served without it")
+    elif cfg.server.access_log:
         from ._access_log import AccessLog
 
         app = AccessLog(app)
-    return "wsgi", app, cfg.wsgi
+    return kind, app, path
 
 
 def server_options(cfg: PuffConfig) -> Dict[str, Any]:
@@ -140,6 +178,8 @@ def server_options(cfg: PuffConfig) -> Dict[str, Any]:
     ``[server]`` that the native server implements (static files, CORS, TLS, ...) add their keys
     here."""
     opts = cfg.server.native_options()
+    if cfg.compression_middleware:
+        opts["compression"] = {"min_size": cfg.server.compression_min_size}
     if cfg.static:
         opts["static"] = [s.native_options() for s in cfg.static]
     if cfg.cors is not None:
@@ -154,6 +194,16 @@ def check_static(cfg: PuffConfig) -> None:
             raise ConfigError(f"[[static]] {static.url!r}: directory {static.directory!r} does not exist "
                               f"(or is not a directory; relative paths start at {os.getcwd()})",
                               *cfg.where("static", i, "directory"))
+
+
+def check_tls(cfg: PuffConfig) -> None:
+    """certfile and keyfile come together and must be readable (status 2 before any fork)."""
+    cert, key = cfg.server.certfile, cfg.server.keyfile
+    if bool(cert) != bool(key):
+        raise ConfigError("TLS needs both certfile and keyfile ([server] certfile/keyfile or --certfile/--keyfile)")
+    for what, path in (("certfile", cert), ("keyfile", key)):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"[server] {what} {path!r} is missing or not readable")
 
 
 def _where(cfg: PuffConfig, key: str):
@@ -227,7 +277,8 @@ def unlink_socket(path: str) -> None:
 Listener = Tuple[Bind, Optional[int]]
 
 
-def _listen(server, listeners: Sequence[Listener], scheme: str, announce: bool) -> List[str]:
+def _listen(server, listeners: Sequence[Listener], scheme: str, announce: bool,
+            cfg_tls: Optional[Tuple[str, str]] = None) -> List[str]:
     """Listens on everything; returns the Unix socket paths this process created."""
     created: List[str] = []
     for bind, fd in listeners:
@@ -242,8 +293,9 @@ def _listen(server, listeners: Sequence[Listener], scheme: str, announce: bool) 
                 log.info("Listening on %s", bind.url())
             continue
         port = bind.port
+        tls = (cfg_tls[0], cfg_tls[1]) if cfg_tls else ()
         for addr in resolve_host(bind):
-            host, port = server.listen_tcp(addr, port)  # port 0: the first picks, the rest follow
+            host, port = server.listen_tcp(addr, port, *tls)  # port 0: the first picks, the rest follow
             if announce:
                 log.info("Listening on %s", bind.url(host, port, scheme))
     return created
@@ -293,7 +345,9 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
     created: List[str] = []
     try:
         try:
-            created = _listen(server, listeners, cfg.server.url_scheme, announce=not worker)
+            tls = (cfg.server.certfile, cfg.server.keyfile) if cfg.server.certfile else None
+            created = _listen(server, listeners, "https" if tls else cfg.server.url_scheme, announce=not worker,
+                              cfg_tls=tls)
         except (OSError, ValueError) as e:
             log.error("%scannot listen: %s", prefix, e)
             server.close()
@@ -303,8 +357,8 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
         if on_ready is not None:
             on_ready()
         else:
-            log.info("Serving %s app %r (pid %d); stop with Ctrl-C or SIGTERM", kind.upper(), cfg.wsgi,
-                     os.getpid())
+            log.info("Serving %s app %r (pid %d); stop with Ctrl-C or SIGTERM", kind.upper(),
+                     cfg.wsgi if kind == "wsgi" else cfg.asgi, os.getpid())
         try:
             while True:
                 puff.sleep_ms(3_600_000)
@@ -350,6 +404,7 @@ def cmd_serve(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> int:
     kind, app, _path = resolve_app(cfg)
     binds = cfg.server.binds()
     check_static(cfg)
+    check_tls(cfg)
     if cfg.global_state:  # import it now: before the fork, and as a config error (status 2)
         factory = _config.import_object(cfg.global_state, "global_state", cfg.where("global_state"))
         if not callable(factory):

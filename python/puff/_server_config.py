@@ -99,6 +99,11 @@ class ServerConfig:
     max_connections: int = 10000
     backlog: int = 1024
     max_concurrency: int = 1000
+    certfile: Optional[str] = None  # TLS (HTTP/1.1 and HTTP/2 via ALPN) on every TCP bind
+    keyfile: Optional[str] = None
+    ws_max_message: int = 16 * 1024 * 1024
+    ws_permessage_deflate: bool = True
+    compression_min_size: int = 1024
 
     def binds(self) -> List[Bind]:
         return [parse_bind(b) for b in self.bind]
@@ -126,10 +131,12 @@ INT_KEYS = {
     "max_connections": 1,
     "backlog": 1,
     "max_concurrency": 1,
+    "ws_max_message": 1,
+    "compression_min_size": 1,
 }
 _NATIVE_KEYS = ("max_body", "max_header_bytes", "max_headers", "max_request_line", "header_timeout_ms",
                 "keepalive_timeout_ms", "body_timeout_ms", "max_connections", "backlog", "max_concurrency",
-                "url_scheme")
+                "url_scheme", "ws_max_message", "ws_permessage_deflate")
 URL_SCHEMES = ("http", "https")
 
 #: Settings that ``puff serve`` flags (and some ``PUFF_*`` variables) override:
@@ -141,6 +148,8 @@ SERVER_SETTINGS: Dict[str, Tuple[Optional[str], str]] = {
     "max_body": ("PUFF_MAX_BODY", "--max-body"),
     "graceful_timeout_ms": ("PUFF_GRACEFUL_TIMEOUT_MS", "--graceful-timeout-ms"),
     "access_log": ("PUFF_ACCESS_LOG", "--access-log"),
+    "certfile": ("PUFF_CERTFILE", "--certfile"),
+    "keyfile": ("PUFF_KEYFILE", "--keyfile"),
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -171,6 +180,8 @@ def setting_value(key: str, value: Any) -> Any:
         return list(items)
     if key == "access_log":
         return parse_bool(value)
+    if key in ("certfile", "keyfile"):
+        return str(value)
     try:
         number = int(str(value).strip())
     except ValueError:
@@ -197,6 +208,9 @@ def read_server(r) -> ServerConfig:
     for key, minimum in INT_KEYS.items():
         setattr(cfg, key, r.count(key, getattr(cfg, key), minimum=minimum))
     cfg.access_log = r.get("access_log", "boolean", False)
+    cfg.ws_permessage_deflate = r.get("ws_permessage_deflate", "boolean", True)
+    cfg.certfile = r.get("certfile", "string")
+    cfg.keyfile = r.get("keyfile", "string")
     cfg.url_scheme = r.get("url_scheme", "string", "http")
     if cfg.url_scheme not in URL_SCHEMES:
         raise r.error("url_scheme", f"[server]: 'url_scheme' must be \"http\" or \"https\", "

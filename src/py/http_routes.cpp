@@ -1,5 +1,7 @@
 #include "py/http_routes.hpp"
 
+#include "http/compression.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -219,6 +221,23 @@ std::shared_ptr<http::Handler> wrap_native_routes(PyObject* options, std::shared
     http::CorsOptions o;
     if (!parse_cors(cors, o)) return nullptr;
     handler = std::make_shared<http::Cors>(o, std::move(handler));
+  }
+  if (PyObject* comp = item(options, "compression")) {
+    // True, or {"min_size": bytes}: gzip compressible responses of every route.
+    std::size_t min_size = 1024;
+    if (PyDict_Check(comp)) {
+      if (PyObject* m = PyDict_GetItemString(comp, "min_size")) {
+        long long n = PyLong_AsLongLong(m);
+        if ((n == -1 && PyErr_Occurred()) || n < 1) {
+          if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "options['compression']['min_size'] must be >= 1");
+          return nullptr;
+        }
+        min_size = static_cast<std::size_t>(n);
+      }
+      handler = std::make_shared<http::Compression>(min_size, std::move(handler));
+    } else if (PyObject_IsTrue(comp) == 1) {
+      handler = std::make_shared<http::Compression>(min_size, std::move(handler));
+    }
   }
   return handler;
 }

@@ -22,7 +22,7 @@ import pytest
 from conftest import PUFF, Project
 
 APPS = Path(__file__).resolve().parent / "serve_apps"
-_LISTENING = re.compile(r"Listening on (http://(\[[^\]]+\]|[^:/]+):(\d+)|unix:(\S+))")
+_LISTENING = re.compile(r"Listening on (https?://(\[[^\]]+\]|[^:/]+):(\d+)|unix:(\S+))")
 
 
 class _Reader(threading.Thread):

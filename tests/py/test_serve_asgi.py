@@ -1,0 +1,114 @@
+"""`puff serve` with an ASGI app (FastAPI): lifespan, JSON, bodies, streaming, WebSocket, TLS,
+HTTP/2 and gzip — a real `puff serve` process and real clients."""
+
+import gzip
+import http.client
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from http_helpers import APPS, Server
+
+
+def start_asgi(project, toml="", args=(), env=None):
+    shutil.copy(APPS / "asgi_app.py", project.root / "app.py")
+    project.write("puff.toml", 'asgi = "app:app"\n' + toml)
+    return Server(project, "--bind", "127.0.0.1:0", *args, env=env)
+
+
+@pytest.fixture
+def certs(tmp_path):
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "key.pem", "-out",
+         tmp_path / "cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+def test_fastapi_json_bodies_streaming_and_lifespan_shutdown(project, tmp_path):
+    marker = tmp_path / "marker"
+    srv = start_asgi(project, env={"PUFF_TEST_SHUTDOWN_MARKER": str(marker)})
+    try:
+        status, _h, body = srv.get("/json")
+        assert status == 200
+        assert body == (b'{"message":"Hello, World!","greeting":"hello from lifespan",'
+                        b'"http_version":"1.1","scheme":"http"}')
+        status, _h, body = srv.request("POST", "/echo", body=b"abc" * 10000)
+        assert status == 200 and body == b"cba" * 10000
+        status, headers, body = srv.get("/stream")
+        assert status == 200 and body == b"".join(f"part {i}\n".encode() for i in range(5))
+        status, _h, _b = srv.get("/missing")
+        assert status == 404
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+    assert marker.read_text() == "shutdown ran"  # lifespan shutdown ran at the graceful stop
+    srv.err.wait_for("Serving ASGI app 'app:app'")
+
+
+def test_fastapi_websocket(project):
+    srv = start_asgi(project)
+    try:
+        with ws_connect(f"ws://127.0.0.1:{srv.port}/ws") as c:
+            c.send("one")
+            assert c.recv(timeout=5) == "echo:one"
+            c.send("two")
+            assert c.recv(timeout=5) == "echo:two"
+    finally:
+        assert srv.stop() == 0
+
+
+def test_tls_and_http2_over_alpn(project, certs):
+    srv = start_asgi(project, args=("--certfile", certs[0], "--keyfile", certs[1]))
+    try:
+        ctx = ssl.create_default_context(cafile=certs[0])
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=10)
+        conn.request("GET", "/json")
+        body = conn.getresponse().read()
+        conn.close()
+        assert b'"http_version":"1.1","scheme":"https"' in body
+        if shutil.which("curl"):
+            out = subprocess.run(["curl", "-sS", "--cacert", certs[0], f"https://127.0.0.1:{srv.port}/json"],
+                                 capture_output=True, text=True, timeout=20).stdout
+            assert '"http_version":"2","scheme":"https"' in out
+        srv.err.wait_for(r"Listening on https://127\.0\.0\.1:")
+    finally:
+        assert srv.stop() == 0
+
+
+def test_tls_needs_both_files(project, certs):
+    shutil.copy(APPS / "asgi_app.py", project.root / "app.py")
+    project.write("puff.toml", 'asgi = "app:app"\n')
+    r = project.run("serve", "--bind", "127.0.0.1:0", "--certfile", certs[0])
+    assert r.returncode == 2 and "both certfile and keyfile" in r.stderr
+
+
+def test_gzip_for_the_app_when_enabled(project):
+    srv = start_asgi(project, toml="compression_middleware = true\n")
+    try:
+        status, headers, body = srv.get("/text", headers={"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(body) == b"compressible text " * 500 and len(body) < 500
+        status, headers, body = srv.get("/text")  # no Accept-Encoding: plain
+        assert headers.get("Content-Encoding") is None and body == b"compressible text " * 500
+        status, headers, body = srv.get("/hello", headers={"Accept-Encoding": "gzip"})
+        assert headers.get("Content-Encoding") is None and body == b"hello"  # below min_size
+    finally:
+        assert srv.stop() == 0
+
+
+def test_failed_lifespan_startup_stops_the_server(project):
+    project.write("app.py", """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+""")
+    project.write("puff.toml", 'asgi = "app:app"\n')
+    r = project.run("serve", "--bind", "127.0.0.1:0", timeout=30)
+    assert r.returncode == 1 and "database unreachable" in r.stderr
