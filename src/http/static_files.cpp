@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "core/task_pool.hpp"
 #include "http/http1_parser.hpp"
 #include "http/response.hpp"
 #include "http/static_rules.hpp"
@@ -75,9 +76,10 @@ void reply_error(Exchange& ex, int status, Fields fields = {}) {
 }
 
 /** Streams [offset, offset+length) of an open file into the exchange, kChunk bytes at a time,
- *  framed by the response's ResponseWriter (so its framing and any content coding apply): while
- *  more than out_high_water bytes are queued it waits for the drain callback (I/O thread)
- *  instead of reading on. Owns the descriptor. */
+ *  framed by the response's ResponseWriter (so its framing and any content coding apply). Runs on
+ *  the blocking-I/O pool: while more than out_high_water bytes are queued it stops, and the drain
+ *  callback (I/O thread) posts the next round back to the pool. One round runs at a time, so the
+ *  state needs no lock. Owns the descriptor. */
 class FileSender : public std::enable_shared_from_this<FileSender> {
  public:
   FileSender(std::shared_ptr<Exchange> ex, ResponseWriter w, int fd, std::uint64_t offset, std::uint64_t length)
@@ -86,7 +88,7 @@ class FileSender : public std::enable_shared_from_this<FileSender> {
   FileSender(const FileSender&) = delete;
   FileSender& operator=(const FileSender&) = delete;
 
-  /** Sends `head` together with the first chunk, then the rest. I/O thread. */
+  /** Sends `head` together with the first chunk, then the rest. Blocking-I/O pool. */
   void start(std::string head) { pump(std::move(head)); }
 
  private:
@@ -94,7 +96,8 @@ class FileSender : public std::enable_shared_from_this<FileSender> {
     while (remaining_ > 0) {
       if (ex_->queued() > ex_->out_high_water) {
         // The drain callback also runs when the connection goes away; pump then stops at write().
-        if (ex_->wait_drained([self = shared_from_this()] { self->pump({}); })) return;
+        auto resume = [self = shared_from_this()] { core::post_blocking_io([self] { self->pump({}); }); };
+        if (ex_->wait_drained(std::move(resume))) return;
         if (ex_->closed()) return;
       }
       std::size_t n = remaining_ < StaticFiles::kChunk ? static_cast<std::size_t>(remaining_) : StaticFiles::kChunk;
@@ -219,43 +222,8 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
   std::make_shared<FileSender>(std::move(ex), std::move(w), fd, range.first, length)->start(std::move(out));
 }
 
-}  // namespace
-
-StaticFiles::StaticFiles(std::vector<StaticMount> mounts, std::shared_ptr<Handler> next) : next_(std::move(next)) {
-  for (auto& m : mounts) {
-    if (m.prefix.empty() || m.prefix.front() != '/')
-      throw std::runtime_error("static prefix '" + m.prefix + "' must start with '/'");
-    if (m.prefix.back() != '/') m.prefix.push_back('/');
-    auto root = real_path(m.directory);
-    struct stat st {};
-    if (!root || ::stat(root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw std::runtime_error("static directory '" + m.directory + "' does not exist or is not a directory");
-    if (m.index.find('/') != std::string::npos)
-      throw std::runtime_error("static index '" + m.index + "' must be a file name");
-    mounts_.push_back({std::move(m), std::move(*root)});
-  }
-  std::stable_sort(mounts_.begin(), mounts_.end(),
-                   [](const Mount& a, const Mount& b) { return a.cfg.prefix.size() > b.cfg.prefix.size(); });
-}
-
-void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
-  std::string_view path = ex->path;
-  for (const Mount& m : mounts_) {
-    std::string_view prefix = m.cfg.prefix;
-    if (path.substr(0, prefix.size()) == prefix) {
-      serve(m, std::move(ex), path.substr(prefix.size()));
-      return;
-    }
-    if (prefix.size() > 1 && path == prefix.substr(0, prefix.size() - 1)) {  // "/static" -> "/static/"
-      std::string loc = std::string(prefix) + (ex->query.empty() ? "" : "?") + std::string(ex->query);
-      reply_error(*ex, 301, {{"Location", loc}});
-      return;
-    }
-  }
-  next_->on_request(std::move(ex));
-}
-
-void StaticFiles::serve(const Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) const {
+/** Answers one request under `m`'s prefix (`rest`: the path after it). Blocking-I/O pool. */
+void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) {
   bool head = ex->method == "HEAD";
   if (ex->method != "GET" && !head) {
     reply_error(*ex, 405, {{"Allow", "GET, HEAD"}});
@@ -287,6 +255,47 @@ void StaticFiles::serve(const Mount& m, std::shared_ptr<Exchange> ex, std::strin
     return;
   }
   send_file(m.cfg, std::move(ex), fd, st, *file);
+}
+
+}  // namespace
+
+StaticFiles::StaticFiles(std::vector<StaticMount> mounts, std::shared_ptr<Handler> next) : next_(std::move(next)) {
+  std::vector<Mount> resolved;
+  for (auto& m : mounts) {
+    if (m.prefix.empty() || m.prefix.front() != '/')
+      throw std::runtime_error("static prefix '" + m.prefix + "' must start with '/'");
+    if (m.prefix.back() != '/') m.prefix.push_back('/');
+    auto root = real_path(m.directory);
+    struct stat st {};
+    if (!root || ::stat(root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw std::runtime_error("static directory '" + m.directory + "' does not exist or is not a directory");
+    if (m.index.find('/') != std::string::npos)
+      throw std::runtime_error("static index '" + m.index + "' must be a file name");
+    resolved.push_back({std::move(m), std::move(*root)});
+  }
+  std::stable_sort(resolved.begin(), resolved.end(),
+                   [](const Mount& a, const Mount& b) { return a.cfg.prefix.size() > b.cfg.prefix.size(); });
+  mounts_ = std::make_shared<const std::vector<Mount>>(std::move(resolved));
+}
+
+void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
+  std::string_view path = ex->path;
+  for (const Mount& m : *mounts_) {
+    std::string_view prefix = m.cfg.prefix;
+    if (path.substr(0, prefix.size()) == prefix) {
+      // `m` lives in *mounts and `rest` in ex->storage: the captured pointers keep both alive.
+      core::post_blocking_io([mounts = mounts_, &m, ex = std::move(ex), rest = path.substr(prefix.size())]() mutable {
+        serve(m, std::move(ex), rest);
+      });
+      return;
+    }
+    if (prefix.size() > 1 && path == prefix.substr(0, prefix.size() - 1)) {  // "/static" -> "/static/"
+      std::string loc = std::string(prefix) + (ex->query.empty() ? "" : "?") + std::string(ex->query);
+      reply_error(*ex, 301, {{"Location", loc}});
+      return;
+    }
+  }
+  next_->on_request(std::move(ex));
 }
 
 }  // namespace puff::http

@@ -30,21 +30,21 @@ class StaticFiles final : public Handler {
    *  The longest matching prefix wins. Any thread; the object is immutable afterwards. */
   StaticFiles(std::vector<StaticMount> mounts, std::shared_ptr<Handler> next);
 
-  /** I/O thread. A path under a prefix is answered here (GET and HEAD; 405 otherwise), with
-   *  small blocking file-system calls (realpath, stat, open, pread) and the body streamed in
-   *  kChunk pieces under the exchange's backpressure; any other request goes to `next`. */
+  /** I/O thread; never blocks. A path under a prefix is answered by this handler (GET and
+   *  HEAD; 405 otherwise): the file-system calls (realpath, stat, open, pread) run on the
+   *  blocking-I/O pool (core/task_pool.hpp), never on the I/O loop, and the body is streamed in
+   *  kChunk pieces under the exchange's backpressure. Any other request goes to `next`. */
   void on_request(std::shared_ptr<Exchange> ex) override;
 
   static constexpr std::size_t kChunk = 256 * 1024;
 
- private:
   struct Mount {
     StaticMount cfg;
     std::string root;  // realpath of cfg.directory
   };
-  void serve(const Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) const;
 
-  std::vector<Mount> mounts_;
+ private:
+  std::shared_ptr<const std::vector<Mount>> mounts_;  // shared with requests still being served
   std::shared_ptr<Handler> next_;
 };
 
