@@ -1,7 +1,7 @@
 // Static files: a Handler decorator that serves requests under configured URL prefixes from
-// directories, on the connection's I/O thread, and passes every other request to the next
-// handler. The pure rules (paths, validators, ranges) are http/static_rules.hpp; the behaviour
-// and its decisions are documented in docs/static-and-cors.md.
+// directories (natively: file-system work on the blocking-I/O pool, never on an I/O loop) and
+// passes every other request to the next handler. The pure rules (paths, validators, ranges)
+// are http/static_rules.hpp; the behaviour and its decisions are in docs/static-and-cors.md.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // HttpServer's native routes from its options dict: "static" mounts and "cors" settings become
 // Handler decorators around the application, Cors(StaticFiles(app)), so static files get CORS
-// too and both run on the I/O threads before any request reaches Python.
+// too, and both answer natively before any request reaches Python.
 #pragma once
 
 #include <memory>
