@@ -11,7 +11,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 JOBS ?= 2
 
-.PHONY: all deps venv build native-ext cpp-tests test test-cpp test-py run bench-runtime \
+.PHONY: all deps venv build native-ext cpp-tests test test-cpp test-py run hello bench-runtime \
         services-start services-stop clean
 
 all: build
@@ -42,11 +42,15 @@ cpp-tests: deps
 	  cmake --preset $$p >/dev/null && cmake --build --preset $$p -j $(JOBS) >/dev/null || exit 1; \
 	done
 
-test-cpp: cpp-tests
-	@for p in $(CPP_PRESETS); do echo "== C++ unit tests ($$p)"; ctest --preset $$p || exit 1; done
+# Suites that talk to Postgres/Redis get the private servers' URLs (PUFF_TEST_*_URL) from
+# scripts/services.sh; they are real servers, started here, never mocks.
+SERVICES_ENV = eval "$$(bash scripts/services.sh env | grep PUFF_TEST_)"
 
-test-py: build native-ext
-	$(PY) -m pytest -q tests/py
+test-cpp: cpp-tests services-start
+	@$(SERVICES_ENV); for p in $(CPP_PRESETS); do echo "== C++ unit tests ($$p)"; ctest --preset $$p || exit 1; done
+
+test-py: build native-ext services-start
+	@$(SERVICES_ENV); $(PY) -m pytest -q tests/py
 
 test: test-cpp test-py fuzz-smoke
 
@@ -56,7 +60,12 @@ services-start: deps
 services-stop:
 	@bash scripts/services.sh stop
 
+# The demo site: a Flask page, a FastAPI JSON endpoint and a WebSocket echo page, one server.
 run: build native-ext services-start
+	cd examples/site && ../../$(VENV)/bin/puff serve
+
+# The foundation demo: greenlets, asyncio, native I/O and a C++ extension in one command.
+hello: build native-ext
 	cd examples/hello && ../../$(VENV)/bin/puff hello
 
 bench-runtime: build

@@ -161,6 +161,15 @@ class StaticConfig:
 
 
 @dataclasses.dataclass
+class MountConfig:
+    """One ``[[mount]]`` entry: another WSGI or ASGI app served under ``prefix`` by ``puff serve``."""
+
+    prefix: str  # "/api": serves /api and /api/...; SCRIPT_NAME / root_path
+    app: str  # dotted path
+    interface: str  # "wsgi" or "asgi"
+
+
+@dataclasses.dataclass
 class CommandConfig:
     command_name: str
     function: str  # dotted path: "pkg.module.func" or "pkg.module:func"
@@ -184,6 +193,7 @@ class PuffConfig:
     global_state: Optional[str] = None
     cors: Optional[CorsConfig] = None
     static: List[StaticConfig] = dataclasses.field(default_factory=list)
+    mount: List[MountConfig] = dataclasses.field(default_factory=list)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     commands: List[CommandConfig] = dataclasses.field(default_factory=list)
@@ -412,7 +422,7 @@ class _Context:
         return ConfigError(message, self.path, line)
 
 
-_TOP_ARRAYS = ("commands", "static") + POOL_KINDS + ("http_client", "graphql")
+_TOP_ARRAYS = ("commands", "static", "mount") + POOL_KINDS + ("http_client", "graphql")
 
 
 def build(data: dict, path: Optional[Path] = None, text: str = "") -> PuffConfig:
@@ -474,6 +484,9 @@ def _entries(ctx: _Context, key: str, tables: list) -> list:
         elif key == "static":
             entry = _static(r)
             ident = entry.url
+        elif key == "mount":
+            entry = _mount(r)
+            ident = entry.prefix
         else:
             enabled = r.get("enable", "boolean", True)
             name = r.get("name", "string", "default")
@@ -487,7 +500,7 @@ def _entries(ctx: _Context, key: str, tables: list) -> list:
             ident = name.lower().replace("_", "-")
         if ident in seen:
             first = ctx.lines.find((key, seen[ident]))
-            what = {"commands": "command_name", "static": "url"}.get(key, "name")
+            what = {"commands": "command_name", "static": "url", "mount": "prefix"}.get(key, "name")
             shown = _show(table.get(what, "default"))
             raise r.error(what, f"[[{key}]]: duplicate {what} {shown} (first defined at line {first})")
         seen[ident] = i
@@ -529,6 +542,22 @@ def _static(r: _Reader) -> StaticConfig:
         raise r.error("index", f"[[static]]: 'index' must be a file name (or \"\" for none), got {_show(index)}")
     return StaticConfig(url=url if url.endswith("/") else url + "/", directory=directory, index=index,
                         max_age=max_age)
+
+
+def _mount(r: _Reader) -> MountConfig:
+    prefix = r.get("prefix", "string")
+    wsgi = r.dotted("wsgi")
+    asgi = r.dotted("asgi")
+    r.finish()
+    if prefix is None:
+        raise r.error(None, "[[mount]]: 'prefix' is required")
+    if (wsgi is None) == (asgi is None):
+        raise r.error(None, "[[mount]]: set exactly one of 'wsgi' or 'asgi'")
+    clean = prefix.rstrip("/")
+    if not clean or not _URL_PREFIX.match(prefix) or not prefix.startswith("/"):
+        raise r.error("prefix", f"[[mount]]: 'prefix' must be a URL path like \"/api\" (not \"/\": that is "
+                                f"the main app), got {_show(prefix)}")
+    return MountConfig(prefix=clean, app=wsgi or asgi, interface="wsgi" if wsgi else "asgi")
 
 
 def _pool(kind: str):

@@ -162,8 +162,10 @@ def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
         signature = "app(environ, start_response)" if kind == "wsgi" else "async app(scope, receive, send)"
         raise ConfigError(f"{what} {path!r} is not callable (it is {type(app).__name__}); "
                           f"a {kind.upper()} application is {signature}", *_where(cfg, kind))
+    if kind == "asgi" or any(m.interface == "asgi" for m in cfg.mount):
+        cfg.asyncio = True  # ASGI apps run on Puff's asyncio loop
     if kind == "asgi":
-        cfg.asyncio = True  # the ASGI app runs on Puff's asyncio loop
+        pass
         if cfg.server.access_log:
             log.warning("access_log applies to WSGI apps only for now; the ASGI app is served without it")
     elif cfg.server.access_log:
@@ -171,6 +173,40 @@ def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
 
         app = AccessLog(app)
     return kind, app, path
+
+
+def resolve_mounts(cfg: PuffConfig) -> List[Tuple[str, Callable, str]]:
+    """Imports every ``[[mount]]`` app: (prefix, app, interface). Errors are config errors."""
+    mounts = []
+    for i, m in enumerate(cfg.mount):
+        where = cfg.where("mount", i, m.interface)
+        app = _config.import_object(m.app, f"[[mount]] {m.interface}", where)
+        if not callable(app):
+            raise ConfigError(f"[[mount]] {m.interface} {m.app!r} is not callable (it is {type(app).__name__})", *where)
+        if m.interface == "wsgi" and cfg.server.access_log:
+            from ._access_log import AccessLog
+
+            app = AccessLog(app)
+        mounts.append((m.prefix, app, m.interface))
+    return mounts
+
+
+def _mount_all(server, mounts: Sequence[Tuple[str, Callable, str]]) -> list:
+    """Mounts the extra apps on the native server; runs the lifespan of mounted ASGI apps.
+    Returns the lifespans (to shut down after close)."""
+    from ._scheduler import state, wait_future
+    from .asgi import Lifespan
+
+    lifespans = []
+    for prefix, app, interface in mounts:
+        life = None
+        if interface == "asgi":
+            life = Lifespan(app)
+            wait_future(state.loop.create_task(life.startup()))
+            lifespans.append(life)
+        server.mount(prefix, app, interface, life.state if life else None)
+        log.info("Mounted %s app at %s", interface.upper(), prefix)
+    return lifespans
 
 
 def server_options(cfg: PuffConfig) -> Dict[str, Any]:
@@ -343,7 +379,9 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
     server = SERVER_FACTORIES[kind](app, server_options(cfg))
     prefix = f"worker {os.getpid()}: " if worker else ""
     created: List[str] = []
+    lifespans: list = []
     try:
+        lifespans = _mount_all(server, resolve_mounts(cfg))
         try:
             tls = (cfg.server.certfile, cfg.server.keyfile) if cfg.server.certfile else None
             created = _listen(server, listeners, "https" if tls else cfg.server.url_scheme, announce=not worker,
@@ -371,6 +409,14 @@ def serve_main(cfg: PuffConfig, kind: str, app: Callable, listeners: Sequence[Li
         server.close()
         for path in created:
             unlink_socket(path)
+        if lifespans:
+            from ._scheduler import state, wait_future
+
+            for life in lifespans:
+                try:
+                    wait_future(state.loop.create_task(life.shutdown()))
+                except Exception as e:  # noqa: BLE001 - the server is stopping anyway
+                    log.error("ASGI lifespan shutdown failed: %s", e)
 
 
 def _ignore_repeated_signals() -> None:
@@ -402,6 +448,7 @@ def cmd_serve(cfg: PuffConfig, args: Sequence[str], name: str = "serve") -> int:
 
     apply_flags(cfg, args, name)
     kind, app, _path = resolve_app(cfg)
+    resolve_mounts(cfg)  # import errors are config errors (status 2), before any fork
     binds = cfg.server.binds()
     check_static(cfg)
     check_tls(cfg)

@@ -52,6 +52,8 @@ class Exchange {
   /** The client accepts gzip and compression is enabled: compressible responses are gzipped
    *  (set by the Compression handler). 0 = off, else the minimum body size to compress. */
   std::size_t gzip_min_size = 0;
+  /** Which mounted application serves it (set on the Python thread at dispatch). */
+  std::uint16_t mount = 0;
   /** A valid RFC 6455 upgrade request (GET, HTTP/1.1, Upgrade: websocket, version 13, a key). */
   bool websocket = false;
   std::string_view ws_key, ws_protocols, ws_extensions;

@@ -528,8 +528,8 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
             put(scope, kk->path, decoded_path(raw_path)) == 0 &&
             put(scope, kk->raw_path, PyBytes_FromStringAndSize(raw_path.data(), static_cast<Py_ssize_t>(raw_path.size()))) == 0 &&
             put(scope, kk->query_string, PyBytes_FromStringAndSize(ex.query.data(), static_cast<Py_ssize_t>(ex.query.size()))) == 0 &&
-            put(scope, kk->root_path, PyUnicode_FromStringAndSize(app.state.settings.script_name.data(),
-                                                                   static_cast<Py_ssize_t>(app.state.settings.script_name.size()))) == 0;
+            put(scope, kk->root_path, PyUnicode_FromStringAndSize(app.state.settings.mounts[ex.mount].prefix.data(),
+                                                                   static_cast<Py_ssize_t>(app.state.settings.mounts[ex.mount].prefix.size()))) == 0;
   if (ok) {
     if (ex.unix_socket) {
       ok = PyDict_SetItem(scope, kk->server, Py_None) == 0 && PyDict_SetItem(scope, kk->client, Py_None) == 0;
@@ -555,7 +555,8 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
     ok = ok && put(scope, kk->headers, list) == 0;
     if (!ok) Py_XDECREF(list);
   }
-  if (ok && app.state.settings.asgi_state) ok = put(scope, kk->state, PyDict_Copy(app.state.settings.asgi_state)) == 0;
+  PyObject* life = app.state.settings.mounts[ex.mount].state;
+  if (ok && life) ok = put(scope, kk->state, PyDict_Copy(life)) == 0;
   if (!ok) {
     Py_DECREF(scope);
     return nullptr;
@@ -578,7 +579,7 @@ void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_pt
   }
   PyObject *scope = nullptr, *ws = nullptr, *coro = nullptr, *task = nullptr;
   if (runner && h && h->loop && (scope = build_scope(*app, *ex, true)) && (ws = new_websocket(ex, app->state.settings.ws_deflate)) &&
-      (coro = PyObject_CallFunctionObjArgs(runner, app->state.settings.asgi_app, scope, ws, nullptr))) {
+      (coro = PyObject_CallFunctionObjArgs(runner, app->state.settings.mounts[ex->mount].app, scope, ws, nullptr))) {
     PyObject* ctx = PyContext_New();
     PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
     PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
@@ -625,7 +626,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
     PyErr_SetString(PyExc_RuntimeError, "ASGI apps need Puff's asyncio loop (asyncio = true)");
   } else if ((scope = build_scope(*app, *c->ex)) && (recv = PyObject_GetAttr(chan, k()->receive)) &&
              (send = PyObject_GetAttr(chan, k()->send)) &&
-             (coro = PyObject_CallFunctionObjArgs(app->state.settings.asgi_app, scope, recv, send, nullptr))) {
+             (coro = PyObject_CallFunctionObjArgs(app->state.settings.mounts[c->ex->mount].app, scope, recv, send, nullptr))) {
     PyObject* ctx = PyContext_New();
     PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
     PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;

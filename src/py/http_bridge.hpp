@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -13,14 +14,21 @@
 namespace puff::py {
 
 /** Per-server settings the Python side needs. */
+/** An application served under a path prefix. */
+struct Mount {
+  std::string prefix;        // "" for the root, else "/api" (no trailing '/'): SCRIPT_NAME / root_path
+  PyObject* app = nullptr;   // owned
+  bool asgi = false;
+  PyObject* state = nullptr;  // owned, ASGI: the lifespan state dict (copied into each scope)
+};
+
 struct AppSettings {
-  PyObject* wsgi_app = nullptr;  // owned
-  PyObject* asgi_app = nullptr;  // owned; when set, requests go to it instead
-  PyObject* asgi_state = nullptr;  // owned: the lifespan state dict (copied into each scope)
+  /** mounts[0] is the main application (the fallback); the others are matched by the longest
+   *  prefix (`/api` matches `/api` and `/api/...`). */
+  std::vector<Mount> mounts;
   std::size_t max_concurrency = 1000;  // requests running at once; more wait in a FIFO
   bool multiprocess = false;
   std::string url_scheme = "http";
-  std::string script_name;  // SCRIPT_NAME prefix (root path), without trailing '/'
   bool ws_deflate = true;   // accept permessage-deflate offers
 };
 

@@ -112,9 +112,25 @@ PyObject* worker_main(PyObject* self, PyObject* first) {
 
 PyMethodDef kWorkerDef = {"http_worker", worker_main, METH_O, "runs WSGI requests"};
 
+/** The mount serving `path`: the longest matching prefix, else the main app (0). */
+std::uint16_t choose_mount(const AppSettings& s, std::string_view path) {
+  std::uint16_t best = 0;
+  std::size_t best_len = 0;
+  for (std::size_t i = 1; i < s.mounts.size(); ++i) {
+    const std::string& p = s.mounts[i].prefix;
+    if (p.size() > best_len && path.size() >= p.size() && path.compare(0, p.size(), p) == 0 &&
+        (path.size() == p.size() || path[p.size()] == '/')) {
+      best = static_cast<std::uint16_t>(i);
+      best_len = p.size();
+    }
+  }
+  return best;
+}
+
 void dispatch(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
   AppState& st = app->state;
-  if (st.settings.asgi_app) {
+  if (st.settings.mounts.size() > 1) ex->mount = choose_mount(st.settings, ex->path);
+  if (st.settings.mounts[ex->mount].asgi) {
     handle_asgi(app, std::move(ex));
     return;
   }
@@ -207,6 +223,9 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
   std::shared_ptr<http::Handler> handler = wrap_native_routes(opts, std::make_shared<PyHandler>(app_handle));
   if (!handler) return nullptr;
   AppSettings& as = app_handle->state.settings;
+  std::string root;
+  bool asgi = false;
+  PyObject* state = nullptr;  // borrowed
   if (opts) {
     std::size_t backlog = static_cast<std::size_t>(so.backlog), max_body = so.limits.max_body,
                 ws_max = so.ws_max_message;
@@ -218,7 +237,7 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
               get_ms(opts, "body_timeout_ms", so.body_timeout) && get_size(opts, "max_connections", so.max_connections) &&
               get_size(opts, "backlog", backlog) && get_size(opts, "max_concurrency", as.max_concurrency) &&
               get_size(opts, "ws_max_message", ws_max) &&
-              get_str(opts, "url_scheme", as.url_scheme) && get_str(opts, "script_name", as.script_name);
+              get_str(opts, "url_scheme", as.url_scheme);
     if (!ok) return nullptr;
     so.backlog = static_cast<int>(backlog);
     so.limits.max_body = max_body;
@@ -228,30 +247,27 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     PyObject* wd = PyDict_GetItemString(opts, "ws_permessage_deflate");
     if (wd) as.ws_deflate = PyObject_IsTrue(wd) == 1;
     std::string interface = "wsgi";
-    if (!get_str(opts, "interface", interface)) return nullptr;
-    if (interface == "asgi") {
-      as.asgi_app = Py_NewRef(app);
-      PyObject* state = PyDict_GetItemString(opts, "state");
-      if (state && state != Py_None) {
-        if (!PyDict_Check(state)) {
-          Py_CLEAR(as.asgi_app);
-          PyErr_SetString(PyExc_TypeError, "HttpServer: options['state'] must be a dict");
-          return nullptr;
-        }
-        as.asgi_state = Py_NewRef(state);
-      }
-    } else if (interface != "wsgi") {
+    if (!get_str(opts, "interface", interface) || !get_str(opts, "script_name", root)) return nullptr;
+    if (interface != "wsgi" && interface != "asgi") {
       PyErr_Format(PyExc_ValueError, "HttpServer: interface must be 'wsgi' or 'asgi', not %s", interface.c_str());
       return nullptr;
     }
-    while (!as.script_name.empty() && as.script_name.back() == '/') as.script_name.pop_back();
+    asgi = interface == "asgi";
+    state = PyDict_GetItemString(opts, "state");
+    if (state == Py_None) state = nullptr;
+    if (state && !PyDict_Check(state)) {
+      PyErr_SetString(PyExc_TypeError, "HttpServer: options['state'] must be a dict");
+      return nullptr;
+    }
+
   }
   if (as.max_concurrency == 0) as.max_concurrency = 1;
   auto* self = reinterpret_cast<ServerObject*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   new (&self->server) std::unique_ptr<http::Server>();
   new (&self->app) std::shared_ptr<AppHandle>(app_handle);
-  if (!as.asgi_app) as.wsgi_app = Py_NewRef(app);
+  while (!root.empty() && root.back() == '/') root.pop_back();
+  as.mounts.push_back(Mount{root, Py_NewRef(app), asgi, state ? Py_NewRef(state) : nullptr});
   PyObject* cap = PyCapsule_New(new std::shared_ptr<AppHandle>(app_handle), kAppCapsule, free_app_capsule);
   app_handle->state.worker_fn = cap ? PyCFunction_New(&kWorkerDef, cap) : nullptr;
   Py_XDECREF(cap);
@@ -272,9 +288,10 @@ void release_app(AppHandle& app) {
   std::vector<PyObject*> idle;
   idle.swap(st.idle_workers);
   for (PyObject* g : idle) Py_DECREF(g);  // kills the parked greenlets (GreenletExit)
-  Py_CLEAR(st.settings.wsgi_app);
-  Py_CLEAR(st.settings.asgi_app);
-  Py_CLEAR(st.settings.asgi_state);
+  for (Mount& m : st.settings.mounts) {
+    Py_CLEAR(m.app);
+    Py_CLEAR(m.state);
+  }
   Py_CLEAR(st.worker_fn);
 }
 
@@ -375,6 +392,41 @@ PyObject* server_listen_fd(PyObject* o, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+PyObject* server_mount(PyObject* o, PyObject* args, PyObject* kwargs) {
+  auto* self = reinterpret_cast<ServerObject*>(o);
+  const char *prefix, *interface = "wsgi";
+  PyObject *app, *state = Py_None;
+  static const char* kwlist[] = {"prefix", "app", "interface", "state", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|sO:mount", const_cast<char**>(kwlist), &prefix, &app, &interface,
+                                   &state))
+    return nullptr;
+  std::string p = prefix;
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  std::string_view it(interface);
+  if (p.empty() || p[0] != '/' || p.find_first_of("?# ") != std::string::npos) {
+    PyErr_Format(PyExc_ValueError, "mount: prefix must be a path like '/api', got %R", PyTuple_GET_ITEM(args, 0));
+    return nullptr;
+  }
+  if (!PyCallable_Check(app) || (it != "wsgi" && it != "asgi") || (state != Py_None && !PyDict_Check(state))) {
+    PyErr_SetString(PyExc_TypeError, "mount(prefix, app, interface='wsgi'|'asgi', state=None|dict)");
+    return nullptr;
+  }
+  if (!self->app || self->app->closed) return closed_error();
+  auto& mounts = self->app->state.settings.mounts;
+  for (const auto& m : mounts)
+    if (m.prefix == p) {
+      PyErr_Format(PyExc_ValueError, "mount: %s is already mounted", p.c_str());
+      return nullptr;
+    }
+  if (mounts.size() >= 1000) {
+    PyErr_SetString(PyExc_ValueError, "mount: too many mounts");
+    return nullptr;
+  }
+  // Mounting happens before listening, on the Python thread, which is the only reader.
+  mounts.push_back(Mount{p, Py_NewRef(app), it == "asgi", state == Py_None ? nullptr : Py_NewRef(state)});
+  Py_RETURN_NONE;
+}
+
 PyObject* server_stop_accepting(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<ServerObject*>(o);
   if (self->server) self->server->stop_accepting();
@@ -396,6 +448,9 @@ PyMethodDef server_methods[] = {
      "listen_tcp(host, port, certfile=None, keyfile=None) -> (host, port) on every I/O thread; TLS with both files."},
     {"listen_unix", server_listen_unix, METH_O, "listen_unix(path) -> (path, 0)"},
     {"listen_fd", server_listen_fd, METH_O, "listen_fd(fd): accept on an inherited listening socket."},
+    {"mount", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(server_mount)), METH_VARARGS | METH_KEYWORDS,
+     "mount(prefix, app, interface='wsgi', state=None): serve `app` under `prefix` (longest prefix wins; the "
+     "main app serves everything else). SCRIPT_NAME / root_path is the prefix."},
     {"stop_accepting", server_stop_accepting, METH_NOARGS,
      "Stops accepting; idle connections close now, busy ones after their response."},
     {"close", server_close, METH_NOARGS, "Closes every connection and releases the app."},

@@ -117,7 +117,7 @@ PyObject* build_environ(AppState& app, const std::shared_ptr<http::Exchange>& ex
   bool ok = true;
   ok &= set_item(env, k->request_method, latin1(ex->method)) == 0;
   std::string path = percent_decode(ex->path.empty() ? std::string_view("/") : ex->path);
-  const std::string& root = app.settings.script_name;
+  const std::string& root = app.settings.mounts[ex->mount].prefix;
   if (!root.empty() && path.compare(0, root.size(), root) == 0 &&
       (path.size() == root.size() || path[root.size()] == '/')) {
     ok &= set_item(env, k->script_name, latin1(root)) == 0;
@@ -510,7 +510,7 @@ void handle_wsgi(AppState& app, const std::shared_ptr<http::Exchange>& ex) {
     return;
   }
   sr->r = &r;
-  PyObject* result = PyObject_CallFunctionObjArgs(app.settings.wsgi_app, environ, sr, nullptr);
+  PyObject* result = PyObject_CallFunctionObjArgs(app.settings.mounts[ex->mount].app, environ, sr, nullptr);
   bool ok = result != nullptr;
   PyObject* ws = ex->websocket ? PyDict_GetItemWithError(environ, keys()->puff_websocket) : nullptr;  // borrowed
   if (ws && websocket_answered(ws) && !r.started) {

@@ -112,3 +112,40 @@ async def app(scope, receive, send):
     project.write("puff.toml", 'asgi = "app:app"\n')
     r = project.run("serve", "--bind", "127.0.0.1:0", timeout=30)
     assert r.returncode == 1 and "database unreachable" in r.stderr
+
+
+def test_mount_config_errors(project):
+    project.write("app.py", "def app(e, s):\n    s('200 OK', [])\n    return [b'x']\n")
+    for toml, message in [
+        ('[[mount]]\nprefix = "/api"\nwsgi = "app:app"\nasgi = "app:app"\n', "exactly one of 'wsgi' or 'asgi'"),
+        ('[[mount]]\nprefix = "/"\nwsgi = "app:app"\n', "'prefix' must be a URL path like"),
+        ('[[mount]]\nprefix = "/a"\nasgi = "app:nope"\n', "module 'app' has no attribute 'nope'"),
+        ('[[mount]]\nprefix = "/a"\nwsgi = "app:app"\n[[mount]]\nprefix = "/a"\nwsgi = "app:app"\n',
+         "duplicate prefix"),
+    ]:
+        project.write("puff.toml", 'wsgi = "app:app"\n' + toml)
+        r = project.run("serve", "--bind", "127.0.0.1:0", timeout=30)
+        assert r.returncode == 2 and message in r.stderr, (toml, r.stderr)
+
+
+def test_wsgi_main_app_with_an_asgi_mount_and_script_names(project):
+    project.write("app.py", """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"wsgi {environ['SCRIPT_NAME']!r} {environ['PATH_INFO']!r}".encode()]
+
+async def api(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": f"asgi {scope['root_path']!r} {scope['path']!r}".encode()})
+""")
+    project.write("puff.toml", 'wsgi = "app:app"\n[[mount]]\nprefix = "/api/"\nasgi = "app:api"\n'
+                               '[[mount]]\nprefix = "/legacy"\nwsgi = "app:app"\n')
+    srv = Server(project, "--bind", "127.0.0.1:0")
+    try:
+        assert srv.get("/x")[2] == b"wsgi '' '/x'"
+        assert srv.get("/api")[2] == b"asgi '/api' '/api'"
+        assert srv.get("/api/v1/items")[2] == b"asgi '/api' '/api/v1/items'"
+        assert srv.get("/apix")[2] == b"wsgi '' '/apix'"  # a prefix matches whole path segments
+        assert srv.get("/legacy/page")[2] == b"wsgi '/legacy' '/page'"
+    finally:
+        assert srv.stop() == 0

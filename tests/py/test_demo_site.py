@@ -1,0 +1,50 @@
+"""The demo site of `make run` (examples/site): Flask at /, FastAPI mounted at /api with a
+WebSocket echo, served by one `puff serve` — the way a user runs it."""
+
+import json
+import re
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect as ws_connect
+
+from conftest import PUFF
+
+SITE = Path(__file__).resolve().parents[2] / "examples" / "site"
+
+
+def test_demo_site_serves_flask_fastapi_and_websocket():
+    proc = subprocess.Popen([str(PUFF), "serve", "--bind", "127.0.0.1:0"], cwd=SITE, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            m = re.search(r"Listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "".join(lines)
+        assert any("Mounted ASGI app at /api" in line for line in lines)
+        base = f"http://127.0.0.1:{port}"
+        page = urllib.request.urlopen(base + "/", timeout=10).read().decode()
+        assert "Flask" in page and "/api/hello" in page
+        echo_page = urllib.request.urlopen(base + "/echo", timeout=10).read().decode()
+        assert "new WebSocket" in echo_page and "/api/ws" in echo_page
+        data = json.loads(urllib.request.urlopen(base + "/api/hello", timeout=10).read())
+        assert data == {"message": "Hello from FastAPI on Puff", "served_by": "asyncio"}
+        with ws_connect(f"ws://127.0.0.1:{port}/api/ws") as c:
+            c.send("ping")
+            assert c.recv(timeout=5) == "echo: ping"
+        missing = urllib.request.Request(base + "/api/nope")
+        try:
+            urllib.request.urlopen(missing, timeout=10)
+            raise AssertionError("expected 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404  # FastAPI's 404: the /api prefix belongs to the mounted app
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
