@@ -88,6 +88,7 @@ std::string_view ResponseWriter::set_status_line(std::string_view s) {
 
 void ResponseWriter::clear_headers() {
   headers_.clear();
+  etag_.clear();
   has_length_ = close_ = has_date_ = has_encoding_ = compressible_type_ = false;
   length_ = 0;
 }
@@ -117,6 +118,10 @@ std::string_view ResponseWriter::add_header(std::string_view name, std::string_v
     has_encoding_ = true;
   } else if (iequals(name, "content-type")) {
     compressible_type_ = compressible_content_type(value);
+  } else if (iequals(name, "etag")) {
+    // Kept aside: a gzipped body is not byte-identical, so head() weakens a strong ETag then.
+    etag_.assign(value);
+    return {};
   }
   headers_.append(name).append(": ").append(value).append("\r\n");
   return {};
@@ -140,6 +145,7 @@ std::string ResponseWriter::head(long long body_size) {
       gz_.reset();
     } else {
       h.append("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      if (!etag_.empty() && etag_.rfind("W/", 0) != 0) etag_ = "W/" + etag_;
       has_length_ = false;  // the compressed length is not known up front
       body_size = -1;
     }
@@ -160,6 +166,7 @@ std::string ResponseWriter::head(long long body_size) {
       close_ = true;  // HTTP/1.0: the body ends when the connection does
     }
   }
+  if (!etag_.empty()) h.append("ETag: ").append(etag_).append("\r\n");
   if (h2_) {
     // No connection-specific headers in HTTP/2 (RFC 9113 §8.2.2).
   } else if (!keep_alive()) {
@@ -242,6 +249,18 @@ std::string ResponseWriter::finish() {
   if (!tail.empty()) return tail;
   if (has_length_ && sent_ < length_) close_ = true;  // short body: the client must see the close
   return {};
+}
+
+std::string simple_response(const Exchange& ex, int status, std::string_view body) {
+  ResponseWriter w(ex.version_minor, false, ex.method == "HEAD");
+  w.extra_ = ex.extra_response_headers;
+  w.h2_ = ex.http2;
+  w.set_status(status);
+  if (!body.empty()) w.add_header("Content-Type", "text/plain; charset=utf-8");
+  std::string out = w.head(static_cast<long long>(body.size()));
+  w.frame(out, body.data(), body.size());
+  out += w.finish();
+  return out;
 }
 
 std::string_view date_header_line() {

@@ -18,6 +18,8 @@ namespace puff::http {
 class Exchange;
 
 class ResponseWriter {
+  friend std::string simple_response(const Exchange& ex, int status, std::string_view body);
+
  public:
   ResponseWriter(int version_minor, bool keep_alive, bool head_request)
       : version_minor_(version_minor), keep_alive_(keep_alive), head_request_(head_request) {}
@@ -67,6 +69,7 @@ class ResponseWriter {
   bool head_sent_ = false;
   // gzip (Exchange::gzip_min_size)
   std::size_t gzip_min_ = 0;
+  std::string etag_;
   bool has_encoding_ = false;
   bool compressible_type_ = false;
   struct Gzip;
@@ -76,6 +79,10 @@ class ResponseWriter {
   std::unique_ptr<Gzip, GzipDeleter> gz_;
   void frame_raw(std::string& out, const char* data, std::size_t n);
 };
+
+/** A whole plain-text response (head and body) to `ex` from the server itself: errors,
+ *  refusals. Carries the exchange's extra headers (CORS) and closes the connection (HTTP/1.x). */
+std::string simple_response(const Exchange& ex, int status, std::string_view body);
 
 /** Content types worth compressing (text, JSON, JavaScript, XML, SVG, ...). */
 bool compressible_content_type(std::string_view content_type);

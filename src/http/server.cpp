@@ -190,8 +190,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if (closed_) return;
     if (ec == asio::error::eof && ex_ && !ws_ && body_ == Body::Done && !response_done_) {
       // The client half-closed after a complete request (RFC 9112 §9.6): answer it, then close.
-      peer_eof_ = true;
-      ex_->keep_alive = false;
+      peer_eof_ = true;  // finish_response() closes; the exchange's fields are the app's now
       ex_->io_peer_eof();
       return;
     }

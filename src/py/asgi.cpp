@@ -415,15 +415,8 @@ PyObject* channel_send(PyObject* o, PyObject* msg) {
 void send_500(ChannelObject* c) {
   if (c->ex->closed()) return;
   int status = c->ex->body_error_status() ? c->ex->body_error_status() : 500;  // 400/413: the body's fault
-  std::string body(http::reason_phrase(status));
-  std::string h = std::string(c->ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
-                  std::string(http::reason_phrase(status)) + "\r\n";
-  h.append(http::date_header_line());
-  h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ").append(std::to_string(body.size()));
-  h.append("\r\nConnection: close\r\n\r\n");
-  if (c->ex->method != "HEAD") h += body;
   c->ex->keep_alive = false;
-  c->ex->write(std::move(h), true);
+  c->ex->write(http::simple_response(*c->ex, status, http::reason_phrase(status)), true);
 }
 
 /** task.add_done_callback target: reports failures and makes sure the client gets an answer. */

@@ -4,6 +4,7 @@
 // `websocket` scope is built on it (python/puff/_asgi_ws.py).
 #include <new>
 
+#include "http/response.hpp"
 #include "http/ws_deflate.hpp"
 #include "http/ws_handshake.hpp"
 #include "http/ws_session.hpp"
@@ -216,11 +217,8 @@ PyObject* ws_close(PyObject* o, PyObject* args, PyObject* kwargs) {
     // Refusing the handshake: an HTTP 403, as the ASGI spec asks for a close before accept.
     if (!self->denied) {
       self->denied = true;
-      std::string h = "HTTP/1.1 403 Forbidden\r\n";
-      h.append(http::date_header_line());
-      h.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
       self->ex->keep_alive = false;
-      self->ex->write(std::move(h), true);
+      self->ex->write(http::simple_response(*self->ex, 403, {}), true);
     }
     return none_or_ready();
   }

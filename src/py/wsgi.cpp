@@ -368,16 +368,8 @@ PyTypeObject StartResponseType = [] {
 }();
 
 void send_error_response(Response& r, int status, const char* text) {
-  bool head_request = r.ex->method == "HEAD";
-  std::string body(text);
-  std::string h = (r.ex->version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
-                  std::string(http::reason_phrase(status)) + "\r\n";
-  h.append(http::date_header_line());
-  h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ").append(std::to_string(body.size()));
-  h.append("\r\nConnection: close\r\n\r\n");
   r.ex->keep_alive = false;
-  if (!head_request) h += body;
-  r.ex->write(std::move(h), true);
+  r.ex->write(http::simple_response(*r.ex, status, text), true);
 }
 
 /** Iterates the app's result and sends it. Returns false with an exception set on failure. */
