@@ -1,6 +1,36 @@
 #include "http/exchange.hpp"
 
+#include <unistd.h>
+
 namespace puff::http {
+
+Exchange::~Exchange() {
+  if (file_.fd >= 0) ::close(file_.fd);
+}
+
+bool Exchange::write_file(std::string head, int fd, std::uint64_t offset, std::uint64_t length) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_ || aborted_ || out_last_ || file_.fd >= 0) {
+      ::close(fd);
+      return false;
+    }
+    file_ = FilePart{fd, offset, length};
+    out_queued_ += head.size() + length;
+    if (!head.empty()) out_.push_back(std::move(head));
+    out_last_ = true;
+  }
+  if (wake_io) wake_io();
+  return true;
+}
+
+bool Exchange::io_take_file(FilePart& out) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (file_.fd < 0 || !out_.empty()) return false;
+  out = file_;
+  file_ = FilePart{};
+  return true;
+}
 
 void Exchange::fire(std::function<void()>& w, std::unique_lock<std::mutex>& lock) {
   std::function<void()> f = std::move(w);
@@ -181,6 +211,10 @@ void Exchange::io_closed() {
   closed_ = true;
   out_.clear();
   out_queued_ = 0;
+  if (file_.fd >= 0) {
+    ::close(file_.fd);
+    file_ = FilePart{};
+  }
   if (!body_eof_ && !body_failed_) {
     body_failed_ = true;
     body_error_ = "client disconnected";

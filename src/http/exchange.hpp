@@ -29,6 +29,17 @@ struct HeaderField {
 
 class Exchange {
  public:
+  Exchange() = default;
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  /** A file region sent with sendfile(2) after the queued bytes. */
+  struct FilePart {
+    int fd = -1;  // owned
+    std::uint64_t offset = 0, length = 0;
+  };
+
   // ---- the request head: written by the I/O thread before dispatch, then read-only ----------
   std::string storage;  // backing bytes of every string_view below
   std::string_view method, target, path, query;
@@ -86,6 +97,12 @@ class Exchange {
    *  application frames them). `last` marks the end of the response. Returns false when the
    *  connection is gone (the bytes are dropped). */
   bool write(std::string bytes, bool last);
+  /** True when this connection can send files with sendfile(2) (plain TCP/Unix, HTTP/1.x). */
+  bool sendfile_ok = false;
+  /** Ends the response with `head` (its bytes) then `length` bytes of `fd` from `offset`, sent by
+   *  the kernel (sendfile). Takes ownership of `fd` (closed once sent or dropped). Only when
+   *  sendfile_ok; the head must announce the length. False when the connection is gone. */
+  bool write_file(std::string head, int fd, std::uint64_t offset, std::uint64_t length);
   /** Bytes queued and not yet written to the socket. */
   std::size_t queued() const;
   /** Called once, on the I/O thread, when queued() drops to `out_low_water` or below, or the
@@ -116,6 +133,8 @@ class Exchange {
   void io_body_error(std::string why, int http_status = 0);
   /** Takes everything queued for the socket; `last` tells whether the response is complete. */
   void io_take_output(std::vector<std::string>& out, bool& last, bool& aborted);
+  /** Takes the file part queued by write_file(), once the bytes before it were taken. */
+  bool io_take_file(FilePart& out);
   /** Bytes were written; fires the drain waiter if it is due. */
   void io_written(std::size_t n);
   /** The connection is gone, or done with this exchange: fail an unfinished body, drop
@@ -146,6 +165,7 @@ class Exchange {
   std::function<void()> closed_waiter_;
   std::shared_ptr<WsSession> ws_;
   bool peer_eof_ = false;
+  FilePart file_;
 };
 
 }  // namespace puff::http

@@ -10,7 +10,9 @@
 #include <boost/asio/write.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <sys/sendfile.h>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -111,6 +113,10 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if (closed_) return;
     auto self = shared_from_this();  // `live` may hold the last other reference
     closed_ = true;
+    if (file_.fd >= 0) {
+      ::close(file_.fd);
+      file_ = Exchange::FilePart{};
+    }
     timer_.cancel();
     t_->close();
     if (ex_) {
@@ -285,6 +291,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     ex->local_port = local_port_;
     ex->unix_socket = unix_;
     ex->tls = t_->tls();
+    ex->sendfile_ok = t_->can_sendfile();
     start_ += head_bytes.size();
     timer_.cancel();
 
@@ -440,6 +447,11 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     }
     if (last) response_done_ = true;
     if (pending_.empty()) {
+      if (response_done_ && file_.fd < 0 && ex_) ex_->io_take_file(file_);
+      if (file_.fd >= 0) {
+        send_file();
+        return;
+      }
       if (response_done_) finish_response();
       return;
     }
@@ -578,6 +590,43 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     write_pending();
   }
 
+  /** Sends the response's file part with sendfile(2), waiting for writability on EAGAIN. */
+  void send_file() {
+    if (closed_ || writing_) return;
+    int sock = t_->native_handle();
+    int flags = ::fcntl(sock, F_GETFL);
+    if (!(flags & O_NONBLOCK)) ::fcntl(sock, F_SETFL, flags | O_NONBLOCK);
+    while (file_.length > 0) {
+      off_t off = static_cast<off_t>(file_.offset);
+      std::size_t chunk = file_.length < (1u << 20) ? static_cast<std::size_t>(file_.length) : (1u << 20);
+      ssize_t n = ::sendfile(sock, file_.fd, &off, chunk);
+      if (n > 0) {
+        file_.offset += static_cast<std::uint64_t>(n);
+        file_.length -= static_cast<std::uint64_t>(n);
+        if (ex_) ex_->io_written(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        writing_ = true;
+        t_->wait_writable([self = shared_from_this()](const error_code& ec) {
+          self->writing_ = false;
+          if (ec || self->closed_) {
+            self->close();
+            return;
+          }
+          self->send_file();
+        });
+        return;
+      }
+      close();  // error, or the file shrank under us (n == 0): the response cannot be completed
+      return;
+    }
+    ::close(file_.fd);
+    file_ = Exchange::FilePart{};
+    write_pending();
+  }
+
   /** Fails the WebSocket connection: a close frame with `code`, then the TCP close. */
   void ws_fail(std::uint16_t code, std::string_view reason) {
     ws_peer_closed_ = true;
@@ -633,6 +682,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   std::uint64_t body_seen_ = 0;
   ChunkedDecoder chunked_;
   std::vector<std::string_view> chunk_out_;
+
+  Exchange::FilePart file_;  // the response's file part being sent
 
   std::shared_ptr<WsSession> ws_;
   std::unique_ptr<ws::Reader> ws_reader_;

@@ -43,6 +43,10 @@ class PlainTransport final : public Transport {
   }
   int native_handle() override { return s_.native_handle(); }
   asio::any_io_executor executor() override { return s_.get_executor(); }
+  bool can_sendfile() const override { return true; }
+  void wait_writable(std::function<void(const error_code&)> h) override {
+    s_.async_wait(asio::socket_base::wait_write, std::move(h));
+  }
 
  private:
   GenericSocket s_;
@@ -69,6 +73,9 @@ class TlsTransport final : public Transport {
   int native_handle() override { return s_.lowest_layer().native_handle(); }
   asio::any_io_executor executor() override { return s_.get_executor(); }
   bool tls() const override { return true; }
+  void wait_writable(std::function<void(const error_code&)> h) override {
+    s_.lowest_layer().async_wait(asio::socket_base::wait_write, std::move(h));
+  }
   std::string alpn() const override {
     const unsigned char* p = nullptr;
     unsigned len = 0;

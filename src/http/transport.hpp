@@ -30,6 +30,10 @@ class Transport {
   virtual int native_handle() = 0;
   virtual boost::asio::any_io_executor executor() = 0;
   virtual bool tls() const { return false; }
+  /** The socket can take sendfile(2) directly (no TLS layer in between). */
+  virtual bool can_sendfile() const { return false; }
+  /** Calls `h` once the socket is writable (for sendfile on a non-blocking socket). */
+  virtual void wait_writable(std::function<void(const boost::system::error_code&)> h) = 0;
   /** The ALPN protocol the client and server agreed on ("h2", "http/1.1", or empty). */
   virtual std::string alpn() const { return {}; }
 };

@@ -11,8 +11,12 @@
 #include "http/response.hpp"
 #include "py/http_bridge.hpp"
 
+#include <fcntl.h>
 #include <new>
 #include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 namespace puff::py {
 
@@ -393,6 +397,59 @@ PyObject* send_body(ChannelObject* c, PyObject* msg) {
   return ready(Py_NewRef(Py_None));
 }
 
+/** http.response.pathsend (ASGI extension): the file at `path` is the whole body; sendfile(2)
+ *  when the connection allows it, else read in blocks here. */
+PyObject* send_path(ChannelObject* c, PyObject* msg) {
+  if (!c->started || c->finished || c->w->head_sent()) {
+    PyErr_SetString(PyExc_RuntimeError, "ASGI: http.response.pathsend must follow http.response.start and be the body");
+    return nullptr;
+  }
+  PyObject* path = PyDict_GetItemString(msg, "path");
+  PyObject* fs = path ? PyOS_FSPath(path) : nullptr;
+  PyObject* encoded = nullptr;
+  if (!fs || !PyUnicode_FSConverter(fs, &encoded)) {
+    Py_XDECREF(fs);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "ASGI http.response.pathsend needs 'path'");
+    return nullptr;
+  }
+  Py_DECREF(fs);
+  int fd = ::open(PyBytes_AS_STRING(encoded), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int err = fd < 0 ? errno : EISDIR;
+    if (fd >= 0) ::close(fd);
+    errno = err;
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, PyBytes_AS_STRING(encoded));
+    Py_DECREF(encoded);
+    return nullptr;
+  }
+  Py_DECREF(encoded);
+  c->finished = true;
+  std::uint64_t length = static_cast<std::uint64_t>(st.st_size);
+  std::string out = c->w->head(static_cast<long long>(length));
+  c->ex->keep_alive = c->w->keep_alive();
+  if (c->ex->sendfile_ok && !c->w->compressing() && c->ex->method != "HEAD" && length > 0) {
+    c->ex->write_file(std::move(out), fd, 0, length);
+    return ready(Py_NewRef(Py_None));
+  }
+  std::vector<char> buf(256 * 1024);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    c->w->frame(out, buf.data(), static_cast<std::size_t>(n));
+    if (out.size() >= buf.size()) {
+      c->ex->write(std::move(out), false);
+      out.clear();
+    }
+  }
+  ::close(fd);
+  out += c->w->finish();
+  c->ex->keep_alive = c->w->keep_alive();
+  c->ex->write(std::move(out), true);
+  return ready(Py_NewRef(Py_None));
+}
+
 PyObject* channel_send(PyObject* o, PyObject* msg) {
   auto* c = reinterpret_cast<ChannelObject*>(o);
   if (!PyDict_Check(msg)) {
@@ -407,6 +464,7 @@ PyObject* channel_send(PyObject* o, PyObject* msg) {
   if (PyUnicode_Check(type)) {
     if (PyUnicode_Compare(type, k()->http_response_body) == 0) return send_body(c, msg);
     if (PyUnicode_Compare(type, k()->http_response_start) == 0) return start_response(c, msg);
+    if (PyUnicode_CompareWithASCIIString(type, "http.response.pathsend") == 0) return send_path(c, msg);
   }
   PyErr_Format(PyExc_ValueError, "unexpected ASGI message type %R for an http connection", type);
   return nullptr;
@@ -547,6 +605,11 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
     }
     ok = ok && put(scope, kk->headers, list) == 0;
     if (!ok) Py_XDECREF(list);
+  }
+  if (ok && !websocket) {
+    static PyObject* extensions = Py_BuildValue("{s:{}}", "http.response.pathsend");
+    static PyObject* key = PyUnicode_InternFromString("extensions");
+    ok = put(scope, key, PyDict_Copy(extensions)) == 0;  // a copy: apps may write to it
   }
   PyObject* life = app.state.settings.mounts[ex.mount].state;
   if (ok && life) ok = put(scope, kk->state, PyDict_Copy(life)) == 0;

@@ -9,6 +9,8 @@
 #include "py/http_bridge.hpp"
 
 #include <cerrno>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -373,7 +375,47 @@ void send_error_response(Response& r, int status, const char* text) {
 }
 
 /** Iterates the app's result and sends it. Returns false with an exception set on failure. */
+/** wsgi.file_wrapper over a regular file, on a connection that can sendfile: the kernel sends
+ *  the file. Returns true when it handled the response (false: iterate as usual; no exception). */
+bool try_sendfile(Response& r, PyObject* result) {
+  Keys* k = keys();
+  if (!k->file_wrapper || Py_TYPE(result) != reinterpret_cast<PyTypeObject*>(k->file_wrapper) || !r.started ||
+      r.w.head_sent() || !r.ex->sendfile_ok)
+    return false;
+  PyObject* filelike = PyObject_GetAttrString(result, "filelike");
+  PyObject* fdobj = filelike ? PyObject_CallMethod(filelike, "fileno", nullptr) : nullptr;
+  Py_XDECREF(filelike);
+  long fd = fdobj ? PyLong_AsLong(fdobj) : -1;
+  Py_XDECREF(fdobj);
+  if (fd < 0) {
+    PyErr_Clear();  // not a real file (BytesIO, ...): iterate it
+    return false;
+  }
+  struct stat st {};
+  off_t pos = ::lseek(static_cast<int>(fd), 0, SEEK_CUR);
+  if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISREG(st.st_mode) || pos < 0 || pos > st.st_size) return false;
+  std::uint64_t length = static_cast<std::uint64_t>(st.st_size - pos);
+  std::string head = r.head(static_cast<long long>(length));
+  if (r.w.compressing()) {
+    // gzip on: send the head now and let the caller iterate (frame() compresses each block).
+    r.ex->write(std::move(head), false);
+    return false;
+  }
+  if (r.ex->method == "HEAD" || length == 0) {
+    r.ex->write(std::move(head) + r.finish_bytes(), true);
+    return true;
+  }
+  int dup_fd = ::dup(static_cast<int>(fd));
+  if (dup_fd < 0) {
+    r.ex->write(std::move(head), false);
+    return false;
+  }
+  r.ex->write_file(std::move(head), dup_fd, static_cast<std::uint64_t>(pos), length);
+  return true;
+}
+
 bool send_body(Response& r, PyObject* result) {
+  if (try_sendfile(r, result)) return true;
   // Fast path: a list or tuple of bytes (the common `return [b"..."]`) is sent in one write,
   // with its Content-Length.
   if ((PyList_CheckExact(result) || PyTuple_CheckExact(result))) {
