@@ -117,3 +117,43 @@ class _Body:
                 close()
         finally:
             self.entry.write()
+
+
+class AsgiAccessLog:
+    """ASGI middleware: ``AsgiAccessLog(app)`` logs every ``http`` request, in the same format,
+    when the application returns (WebSocket and lifespan scopes pass through)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        _setup()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"status": None, "size": 0}
+
+        async def logging_send(message: dict) -> None:
+            kind = message.get("type")
+            if kind == "http.response.start":
+                state["status"] = message.get("status")
+            elif kind == "http.response.body":
+                state["size"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            status = state["status"]
+            if status is None:
+                status = 500  # nothing was started: the server answers 500
+            path = quote(scope.get("path", ""), safe="/;=,@:!$&'()*+~")
+            query = scope.get("query_string", b"")
+            target = path + ("?" + query.decode("latin-1") if query else "")
+            request = f'{scope.get("method", "-")} {target} HTTP/{scope.get("http_version", "1.1")}'
+            request = request.replace("\\", "\\\\").replace('"', '\\"')
+            no_body = scope.get("method") == "HEAD" or str(status)[:1] == "1" or status in (204, 304)
+            size = str(state["size"]) if state["size"] and not no_body else "-"
+            client = scope.get("client") or ("-", 0)
+            stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+            logger.info('%s - - [%s] "%s" %s %s', client[0], stamp, request, status, size)

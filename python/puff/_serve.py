@@ -164,14 +164,10 @@ def resolve_app(cfg: PuffConfig) -> Tuple[str, Callable, str]:
                           f"a {kind.upper()} application is {signature}", *_where(cfg, kind))
     if kind == "asgi" or any(m.interface == "asgi" for m in cfg.mount):
         cfg.asyncio = True  # ASGI apps run on Puff's asyncio loop
-    if kind == "asgi":
-        pass
-        if cfg.server.access_log:
-            log.warning("access_log applies to WSGI apps only for now; the ASGI app is served without it")
-    elif cfg.server.access_log:
-        from ._access_log import AccessLog
+    if cfg.server.access_log:
+        from ._access_log import AccessLog, AsgiAccessLog
 
-        app = AccessLog(app)
+        app = AsgiAccessLog(app) if kind == "asgi" else AccessLog(app)
     return kind, app, path
 
 
@@ -183,10 +179,10 @@ def resolve_mounts(cfg: PuffConfig) -> List[Tuple[str, Callable, str]]:
         app = _config.import_object(m.app, f"[[mount]] {m.interface}", where)
         if not callable(app):
             raise ConfigError(f"[[mount]] {m.interface} {m.app!r} is not callable (it is {type(app).__name__})", *where)
-        if m.interface == "wsgi" and cfg.server.access_log:
-            from ._access_log import AccessLog
+        if cfg.server.access_log:
+            from ._access_log import AccessLog, AsgiAccessLog
 
-            app = AccessLog(app)
+            app = AsgiAccessLog(app) if m.interface == "asgi" else AccessLog(app)
         mounts.append((m.prefix, app, m.interface))
     return mounts
 

@@ -149,3 +149,15 @@ async def api(scope, receive, send):
         assert srv.get("/legacy/page")[2] == b"wsgi '/legacy' '/page'"
     finally:
         assert srv.stop() == 0
+
+
+def test_access_log_for_asgi_apps(project):
+    srv = start_asgi(project, toml="[server]\naccess_log = true\n")
+    try:
+        srv.get("/json?x=1")
+        srv.get("/missing")
+        lines = srv.out.wait_for(r'"GET /missing HTTP/1\.1" 404', count=1)
+        assert lines
+        srv.out.wait_for(r'127\.0\.0\.1 - - \[.*\] "GET /json\?x=1 HTTP/1\.1" 200 \d+')
+    finally:
+        assert srv.stop() == 0
