@@ -33,6 +33,10 @@ struct Server::State {
   std::vector<std::function<void()>> closers;                // close each listener (on its thread)
 };
 
+/** Runs HTTP/1.1 (and WebSocket) on an accepted transport; registers the connection in
+ *  st->live. The connection's I/O thread. */
+void start_connection(std::unique_ptr<Transport> t, std::shared_ptr<Server::State> st, bool unix_socket);
+
 /** The settings payload of an `Upgrade: h2c` request, and the request itself (stream 1). */
 struct H2Upgrade {
   std::string settings;  // HTTP2-Settings, base64url-decoded
