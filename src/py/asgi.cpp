@@ -81,64 +81,6 @@ K* k() {
   return k;
 }
 
-// ---- a pre-completed awaitable --------------------------------------------------------------------
-
-struct ReadyObject {
-  PyObject_HEAD
-  PyObject* value;  // owned; null once delivered
-};
-
-PyObject* ready_await(PyObject* self) { return Py_NewRef(self); }
-
-PyObject* ready_next(PyObject* o) {
-  auto* self = reinterpret_cast<ReadyObject*>(o);
-  PyObject* v = self->value ? self->value : Py_None;
-  if (v == Py_None) {
-    Py_CLEAR(self->value);
-    PyErr_SetNone(PyExc_StopIteration);
-    return nullptr;
-  }
-  PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, v);
-  Py_CLEAR(self->value);
-  if (exc) {
-    PyErr_SetObject(PyExc_StopIteration, exc);
-    Py_DECREF(exc);
-  }
-  return nullptr;
-}
-
-void ready_dealloc(PyObject* o) {
-  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
-  PyObject_Free(o);
-}
-
-PyAsyncMethods ready_async = {ready_await, nullptr, nullptr, nullptr};
-
-PyTypeObject ReadyType = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "puff._native.Ready";
-  t.tp_basicsize = sizeof(ReadyObject);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_doc = "An awaitable whose value is already there.";
-  t.tp_as_async = &ready_async;
-  t.tp_iter = PyObject_SelfIter;
-  t.tp_iternext = ready_next;
-  t.tp_dealloc = ready_dealloc;
-  return t;
-}();
-
-/** Steals `value`. */
-PyObject* ready(PyObject* value) {
-  if (!value) return nullptr;
-  auto* r = PyObject_New(ReadyObject, &ReadyType);
-  if (!r) {
-    Py_DECREF(value);
-    return nullptr;
-  }
-  r->value = value;
-  return reinterpret_cast<PyObject*>(r);
-}
-
 // ---- the channel: receive/send of one request ------------------------------------------------------
 
 struct ChannelObject {
@@ -263,7 +205,7 @@ PyObject* channel_receive(PyObject* o, PyObject*) {
   }
   bool would_block;
   PyObject* msg = try_receive(c, would_block);
-  if (!would_block) return ready(msg);
+  if (!would_block) return make_ready(msg);
   PyObject* fut = new_future();
   if (!fut) return nullptr;
   c->pending_receive = Py_NewRef(fut);
@@ -353,7 +295,7 @@ PyObject* start_response(ChannelObject* c, PyObject* msg) {
     return nullptr;
   }
   c->started = true;
-  return ready(Py_NewRef(Py_None));
+  return make_ready(Py_NewRef(Py_None));
 }
 
 PyObject* send_body(ChannelObject* c, PyObject* msg) {
@@ -377,7 +319,7 @@ PyObject* send_body(ChannelObject* c, PyObject* msg) {
   if (!more) c->finished = true;
   if (c->ex->closed()) {  // deviation 3
     if (body) PyBuffer_Release(&view);
-    return ready(Py_NewRef(Py_None));
+    return make_ready(Py_NewRef(Py_None));
   }
   std::string out;
   if (!c->w->head_sent()) out = c->w->head(more ? -1 : static_cast<long long>(n));
@@ -394,7 +336,7 @@ PyObject* send_body(ChannelObject* c, PyObject* msg) {
     if (!c->ex->wait_drained([held] { push(new DrainWake(held)); })) push(new DrainWake(held));
     return fut;
   }
-  return ready(Py_NewRef(Py_None));
+  return make_ready(Py_NewRef(Py_None));
 }
 
 /** http.response.pathsend (ASGI extension): the file at `path` is the whole body; sendfile(2)
@@ -430,7 +372,7 @@ PyObject* send_path(ChannelObject* c, PyObject* msg) {
   c->ex->keep_alive = c->w->keep_alive();
   if (c->ex->sendfile_ok && !c->w->compressing() && c->ex->method != "HEAD" && length > 0) {
     c->ex->write_file(std::move(out), fd, 0, length);
-    return ready(Py_NewRef(Py_None));
+    return make_ready(Py_NewRef(Py_None));
   }
   std::vector<char> buf(256 * 1024);
   for (;;) {
@@ -447,7 +389,7 @@ PyObject* send_path(ChannelObject* c, PyObject* msg) {
   out += c->w->finish();
   c->ex->keep_alive = c->w->keep_alive();
   c->ex->write(std::move(out), true);
-  return ready(Py_NewRef(Py_None));
+  return make_ready(Py_NewRef(Py_None));
 }
 
 PyObject* channel_send(PyObject* o, PyObject* msg) {
@@ -622,8 +564,6 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
 
 }  // namespace
 
-PyObject* make_ready(PyObject* value) { return ready(value); }
-
 /** The ASGI `websocket` scope runs in Python (puff/_asgi_ws.py) on the native WebSocket. */
 void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
   Hub* h = hub();
@@ -718,7 +658,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
 }
 
 bool add_asgi_types(PyObject* module) {
-  if (PyType_Ready(&ReadyType) < 0 || PyType_Ready(&ChannelType) < 0) return false;
+  if (!add_ready_type() || PyType_Ready(&ChannelType) < 0) return false;
   Py_INCREF(&ChannelType);
   return PyModule_AddObject(module, "AsgiChannel", reinterpret_cast<PyObject*>(&ChannelType)) == 0;
 }

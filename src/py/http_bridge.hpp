@@ -55,6 +55,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
 bool add_asgi_types(PyObject* module);
 /** An awaitable that is already complete with `value` (stolen). */
 PyObject* make_ready(PyObject* value);
+bool add_ready_type();
 /** The Python WebSocket object for an upgrade request (websocket.cpp). */
 PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate);
 bool add_websocket_type(PyObject* module);
