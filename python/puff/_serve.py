@@ -253,6 +253,10 @@ def runtime_options(cfg: PuffConfig) -> puff.RuntimeOptions:
     if server.threads is not None and (threads_source.startswith("flag")
                                        or not io_source.startswith(("flag", "env"))):
         opts.io_threads = server.threads
+    elif server.workers > 1 and opts.io_threads == 0 and not io_source:
+        # Several workers already use every core for Python; one I/O thread each is enough, and
+        # N workers × CPU-count I/O threads would only add context switches.
+        opts.io_threads = 1
     opts.shutdown_timeout_ms = max(opts.shutdown_timeout_ms, server.graceful_timeout_ms + WATCHDOG_MARGIN_MS)
     return opts
 
