@@ -89,3 +89,53 @@ void post_to(IoPool& pool, std::size_t index, std::function<void()> fn) {
 }
 
 }  // namespace puff::core
+
+#include "core/post_batch.hpp"
+
+namespace puff::core {
+
+namespace {
+
+struct PostBatch {
+  bool open = false;
+  std::vector<std::pair<asio::any_io_executor, std::vector<std::function<void()>>>> groups;
+};
+
+thread_local PostBatch t_batch;
+
+}  // namespace
+
+void post_batched(const asio::any_io_executor& ex, std::function<void()> fn) {
+  PostBatch& b = t_batch;
+  if (!b.open) {
+    asio::post(ex, std::move(fn));
+    return;
+  }
+  for (auto& g : b.groups) {
+    if (g.first == ex) {
+      g.second.push_back(std::move(fn));
+      return;
+    }
+  }
+  b.groups.emplace_back(ex, std::vector<std::function<void()>>{});
+  b.groups.back().second.push_back(std::move(fn));
+}
+
+void open_post_batch() noexcept { t_batch.open = true; }
+
+void flush_post_batch() {
+  PostBatch& b = t_batch;
+  b.open = false;
+  for (auto& g : b.groups) {
+    if (g.second.size() == 1) {
+      asio::post(g.first, std::move(g.second.front()));
+    } else {
+      asio::post(g.first, [fns = std::move(g.second)]() mutable {
+        for (auto& f : fns) f();
+      });
+    }
+  }
+  b.groups.clear();
+}
+
+}  // namespace puff::core

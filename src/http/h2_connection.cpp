@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unordered_map>
 
+#include "core/post_batch.hpp"
 #include "http/http1_parser.hpp"
 #include "http/server_internal.hpp"
 
@@ -257,7 +258,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     auto exec = t_->executor();
     std::int32_t id = st.id;
     st.ex->wake_io = [weak, exec, id] {
-      asio::post(exec, [weak, id] {
+      core::post_batched(exec, [weak, id] {
         if (auto self = weak.lock()) self->on_stream_wake(id);
       });
     };

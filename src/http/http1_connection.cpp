@@ -12,6 +12,7 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include "core/post_batch.hpp"
 #include "http/chunked.hpp"
 #include "http/response.hpp"
 #include "http/server_internal.hpp"
@@ -288,7 +289,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     std::weak_ptr<Connection> weak = shared_from_this();
     auto exec = t_->executor();
     ex->wake_io = [weak, exec] {
-      asio::post(exec, [weak] {
+      core::post_batched(exec, [weak] {
         if (auto self = weak.lock()) self->on_wake();
       });
     };
@@ -521,7 +522,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     std::weak_ptr<Connection> weak = shared_from_this();
     auto exec = t_->executor();
     ws_->io_attach([weak, exec] {
-      asio::post(exec, [weak] {
+      core::post_batched(exec, [weak] {
         if (auto self = weak.lock()) self->on_wake();
       });
     });

@@ -1,6 +1,8 @@
 // The hub: the only translation unit that includes greenlet.h (its API table is a per-TU static).
 #include "py/hub.hpp"
 
+#include "core/post_batch.hpp"
+
 #include "py/http_bridge.hpp"
 #include "py/ops.hpp"
 
@@ -357,6 +359,7 @@ namespace {
  *  Returns true if more work arrived meanwhile. */
 bool drain_once() {
   Hub& h = *g_hub;
+  core::open_post_batch();  // responses written in this round reach each I/O thread in one post
   h.queue.clear_wakeup();
   h.wake_pending = false;
   core::WakeNode* n = h.queue.pop_all();
@@ -382,6 +385,7 @@ bool drain_once() {
     Py_DECREF(value);
   }
   flush_submissions();
+  core::flush_post_batch();
   return !h.ready.empty() || h.queue.has_items();
 }
 
