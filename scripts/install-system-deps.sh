@@ -18,6 +18,8 @@ PACKAGES=(
   postgresql redis-server
   # load generators for bench/
   wrk nghttp2-client curl
+  # a real browser for the demo-site test (headless)
+  chromium
 )
 
 missing=()

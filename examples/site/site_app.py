@@ -33,7 +33,7 @@ ECHO_PAGE = """<!doctype html>
 <script>
 const log = (t) => document.getElementById("log").textContent += t + "\\n";
 const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/ws");
-ws.onopen = () => log("connected");
+ws.onopen = () => { log("connected"); log("> hello puff"); ws.send("hello puff"); };
 ws.onmessage = (e) => log("< " + e.data);
 ws.onclose = (e) => log("closed " + e.code);
 document.getElementById("f").onsubmit = (e) => {

@@ -48,3 +48,36 @@ def test_demo_site_serves_flask_fastapi_and_websocket():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
+
+
+def test_demo_echo_page_in_a_real_browser(tmp_path):
+    """Headless Chromium loads /echo; its JavaScript opens the WebSocket to /api/ws (FastAPI on
+    Puff) and prints the echo into the page."""
+    import shutil
+
+    import pytest
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.skip("chromium is installed by scripts/install-system-deps.sh")
+    proc = subprocess.Popen([str(PUFF), "serve", "--bind", "127.0.0.1:0"], cwd=SITE, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in proc.stderr:
+            m = re.search(r"Listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+             f"http://127.0.0.1:{port}/echo"],
+            capture_output=True, text=True, timeout=90,
+        ).stdout
+        assert "connected" in dom and "&lt; echo: hello puff" in dom, dom[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
