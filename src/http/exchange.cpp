@@ -50,6 +50,7 @@ Exchange::Read Exchange::read_body(std::size_t max, std::string& out, std::funct
       std::size_t n = avail < max ? avail : max;
       out.append(body_buf_, body_pos_, n);
       body_pos_ += n;
+      body_consumed_ += n;
       if (body_pos_ == body_buf_.size()) {
         body_buf_.clear();
         body_pos_ = 0;
@@ -82,6 +83,13 @@ bool Exchange::wait_body(std::function<void()> on_ready) {
   }
   if (wake_io) wake_io();
   return true;
+}
+
+std::uint64_t Exchange::io_take_consumed() {
+  std::lock_guard<std::mutex> lock(m_);
+  std::uint64_t n = body_consumed_;
+  body_consumed_ = 0;
+  return n;
 }
 
 bool Exchange::body_finished() const {

@@ -85,6 +85,9 @@ class Exchange {
   /** Returns false when reading now would not block (data, end or error is there); otherwise
    *  keeps `on_ready` (called once, on the I/O thread, when that changes) and returns true. */
   bool wait_body(std::function<void()> on_ready);
+  /** Connection side: body bytes the application read since the last call (HTTP/2 turns them
+   *  into WINDOW_UPDATEs, so uploads are flow-controlled by the application's reading). */
+  std::uint64_t io_take_consumed();
   /** The whole request body has arrived and been read. */
   bool body_finished() const;
   /** The HTTP status the body's failure calls for (400 bad chunking, 413 too large), or 0. */
@@ -154,6 +157,7 @@ class Exchange {
   bool body_failed_ = false;
   std::string body_error_;
   int body_error_status_ = 0;
+  std::uint64_t body_consumed_ = 0;
   std::function<void()> body_waiter_;
   // response
   std::vector<std::string> out_;

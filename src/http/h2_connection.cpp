@@ -40,7 +40,8 @@ struct Stream {
   std::size_t header_bytes = 0;
   bool end_stream = false;  // the request body is complete
   bool dispatched = false;
-  std::uint64_t body_bytes = 0;
+  std::uint64_t body_bytes = 0;     // DATA payload received (flow-controlled bytes)
+  std::uint64_t consumed = 0;       // of which the window was given back
   // response
   std::string out;        // head bytes until the head is parsed, then body bytes
   std::size_t out_pos = 0;
@@ -103,6 +104,9 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     nghttp2_option_set_max_continuations(opt, 8);               // CONTINUATION flood (CVE-2024-28182)
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
+    // Request bodies: window updates follow the application's reading (on_stream_wake), so a
+    // slow reader slows its client instead of buffering the upload in memory.
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -131,6 +135,8 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
       st_->handler->on_request(raw->ex);
     }
     if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) return false;
+    // A large connection window, so one stream's unread body does not stall the others.
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
     if (!initial.empty() && !feed(initial.data(), initial.size())) return false;
     return true;
   }
@@ -205,10 +211,15 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
   static int on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* ud) {
     auto* self = me(ud);
     auto* st = static_cast<Stream*>(nghttp2_session_get_stream_user_data(s, id));
-    if (!st || !st->ex) return 0;
+    if (!st || !st->ex) {
+      nghttp2_session_consume(s, id, len);  // nobody will read it: give the window back now
+      return 0;
+    }
     st->body_bytes += len;
     if (st->body_bytes > self->st_->opts.limits.max_body) {
       st->ex->io_body_error("413 request body too large", 413);
+      nghttp2_session_consume(s, id, len);
+      st->consumed += len;
       nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
       return 0;
     }
@@ -220,6 +231,9 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     auto* self = me(ud);
     auto it = self->streams_.find(id);
     if (it == self->streams_.end()) return 0;
+    // Body bytes the application never read still occupy the connection window: release them.
+    if (it->second->body_bytes > it->second->consumed)
+      nghttp2_session_consume_connection(self->session_, it->second->body_bytes - it->second->consumed);
     if (it->second->ex) {
       it->second->ex->io_closed();
       self->st_->in_flight.fetch_sub(1);
@@ -348,6 +362,10 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     auto it = streams_.find(id);
     if (it == streams_.end() || !it->second->ex) return;
     Stream& st = *it->second;
+    if (std::uint64_t read = st.ex->io_take_consumed()) {
+      nghttp2_session_consume(session_, id, static_cast<size_t>(read));
+      st.consumed += read;
+    }
     std::vector<std::string> parts;
     bool last = false, aborted = false;
     st.ex->io_take_output(parts, last, aborted);
