@@ -183,8 +183,10 @@ def run(cfg: Dict) -> Dict:
         entry = results["scenarios"].setdefault(s.name, {
             "title": s.title, "unit": s.unit, "interface": s.interface, "app": s.app,
             "load": s.load, "by_workers": {}})
+        # argv: the command line, with PORT for the free port each measurement picks
         table = entry["by_workers"][str(w)] = {
-            c.name: {"argv": c.argv(s, HOST, 0, w), "note": c.note, "samples": []} for c in cs}
+            c.name: {"argv": c.argv(s, HOST, "PORT", w),  # type: ignore[arg-type]
+                     "note": c.note, "samples": []} for c in cs}
         for r in range(cfg["rounds"]):
             for c in _rotated(cs, r):
                 done += 1
