@@ -1,6 +1,6 @@
 // C++ convenience over puff.h: write an async native function as two lambdas.
 //
-//   #include <Python.h>
+//   (Python.h first)
 //   #include <puff/native.hpp>
 //   static const puff_capi* api;
 //   static PyObject* add_async(PyObject*, PyObject* arg) {

@@ -329,27 +329,9 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
   }
 
   void fill_addresses(Exchange& ex) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    auto name = [](const sockaddr_storage& s, std::string& addr, std::uint16_t& port) {
-      char text[64] = {0};
-      if (s.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&s);
-        inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-        port = ntohs(a->sin_port);
-      } else if (s.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
-        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-        port = ntohs(a->sin6_port);
-      }
-      addr = text;
-    };
-    if (peer_addr_.empty()) {
-      if (::getpeername(t_->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        name(ss, peer_addr_, peer_port_);
-      len = sizeof ss;
-      if (::getsockname(t_->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        name(ss, local_addr_, local_port_);
+    if (!addresses_known_) {
+      socket_addresses(t_->native_handle(), peer_addr_, peer_port_, local_addr_, local_port_);
+      addresses_known_ = true;
     }
     ex.remote_addr = peer_addr_;
     ex.remote_port = peer_port_;
@@ -525,6 +507,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
   std::vector<asio::const_buffer> bufs_;
   std::string peer_addr_, local_addr_;
   std::uint16_t peer_port_ = 0, local_port_ = 0;
+  bool addresses_known_ = false;
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
 };
 

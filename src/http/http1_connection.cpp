@@ -123,28 +123,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
  private:
   enum class Body { None, Length, Chunked, Done };
 
-  void fill_addresses() {
-    error_code ec;
-    int fd = t_->native_handle();
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    auto name = [](const sockaddr_storage& s, std::string& addr, std::uint16_t& port) {
-      char text[64] = {0};
-      if (s.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&s);
-        inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-        port = ntohs(a->sin_port);
-      } else if (s.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
-        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-        port = ntohs(a->sin6_port);
-      }
-      addr = text;
-    };
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, peer_addr_, peer_port_);
-    len = sizeof ss;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, local_addr_, local_port_);
-  }
+  void fill_addresses() { socket_addresses(t_->native_handle(), peer_addr_, peer_port_, local_addr_, local_port_); }
 
   void arm_timer(std::chrono::milliseconds d, bool idle) {
     timer_idle_ = idle;

@@ -7,6 +7,9 @@
 
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <stdexcept>
 
 namespace puff::http {
@@ -113,6 +116,28 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 }
 
 }  // namespace
+
+void socket_addresses(int fd, std::string& peer, std::uint16_t& peer_port, std::string& local,
+                      std::uint16_t& local_port) {
+  auto name = [](const sockaddr_storage& s, std::string& addr, std::uint16_t& port) {
+    char text[64] = {0};
+    if (s.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<const sockaddr_in*>(&s);
+      inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+      port = ntohs(a->sin_port);
+    } else if (s.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
+      inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+      port = ntohs(a->sin6_port);
+    }
+    addr = text;
+  };
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, peer, peer_port);
+  len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) name(ss, local, local_port);
+}
 
 std::shared_ptr<TlsContext> make_tls_context(const TlsOptions& opts) {
   auto tc = std::make_shared<TlsContext>();

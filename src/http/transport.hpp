@@ -7,6 +7,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,11 @@ class Transport {
   /** The ALPN protocol the client and server agreed on ("h2", "http/1.1", or empty). */
   virtual std::string alpn() const { return {}; }
 };
+
+/** The peer's and the local address of a connected socket, as text and port ("" / 0 for a
+ *  Unix socket). */
+void socket_addresses(int fd, std::string& peer, std::uint16_t& peer_port, std::string& local,
+                      std::uint16_t& local_port);
 
 /** TLS settings for a listener (PEM files). */
 struct TlsOptions {

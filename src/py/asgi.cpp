@@ -564,6 +564,20 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
 
 }  // namespace
 
+/** loop.create_task(coro, context=<a fresh contextvars.Context>): each request its own context. */
+PyObject* create_task_in_new_context(PyObject* loop, PyObject* coro) {
+  PyObject* ctx = PyContext_New();
+  PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
+  PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
+  PyObject* create = kwargs ? PyObject_GetAttr(loop, k()->create_task) : nullptr;
+  PyObject* task = create ? PyObject_Call(create, args, kwargs) : nullptr;
+  Py_XDECREF(create);
+  Py_XDECREF(kwargs);
+  Py_XDECREF(args);
+  Py_XDECREF(ctx);
+  return task;
+}
+
 /** The ASGI `websocket` scope runs in Python (puff/_asgi_ws.py) on the native WebSocket. */
 void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex) {
   Hub* h = hub();
@@ -576,15 +590,7 @@ void handle_asgi_websocket(const std::shared_ptr<AppHandle>& app, std::shared_pt
   PyObject *scope = nullptr, *ws = nullptr, *coro = nullptr, *task = nullptr;
   if (runner && h && h->loop && (scope = build_scope(*app, *ex, true)) && (ws = new_websocket(ex, app->state.settings.ws_deflate)) &&
       (coro = PyObject_CallFunctionObjArgs(runner, app->state.settings.mounts[ex->mount].app, scope, ws, nullptr))) {
-    PyObject* ctx = PyContext_New();
-    PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
-    PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
-    PyObject* create = kwargs ? PyObject_GetAttr(h->loop, k()->create_task) : nullptr;
-    task = create ? PyObject_Call(create, args, kwargs) : nullptr;
-    Py_XDECREF(create);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-    Py_XDECREF(ctx);
+    task = create_task_in_new_context(h->loop, coro);
   }
   if (!task) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "ASGI apps need Puff's asyncio loop (asyncio = true)");
@@ -623,15 +629,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
   } else if ((scope = build_scope(*app, *c->ex)) && (recv = PyObject_GetAttr(chan, k()->receive)) &&
              (send = PyObject_GetAttr(chan, k()->send)) &&
              (coro = PyObject_CallFunctionObjArgs(app->state.settings.mounts[c->ex->mount].app, scope, recv, send, nullptr))) {
-    PyObject* ctx = PyContext_New();
-    PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
-    PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
-    PyObject* create = kwargs ? PyObject_GetAttr(h->loop, k()->create_task) : nullptr;
-    task = create ? PyObject_Call(create, args, kwargs) : nullptr;
-    Py_XDECREF(create);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-    Py_XDECREF(ctx);
+    task = create_task_in_new_context(h->loop, coro);
     if (task && (cb = PyObject_GetAttr(chan, k()->finished_cb))) {
       PyObject* r = PyObject_CallMethodOneArg(task, k()->add_done_callback, cb);
       ok = r != nullptr;
