@@ -1,5 +1,6 @@
 // The hub: the only translation unit that includes greenlet.h (its API table is a per-TU static).
 #include "py/hub.hpp"
+#include "py/pg_values.hpp"
 
 #include "core/post_batch.hpp"
 
@@ -661,6 +662,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
 PyObject* runtime_stop(PyObject*, PyObject*) {
   if (!g_hub || !g_hub->io) Py_RETURN_NONE;
   close_http_servers();
+  close_pg_pools();
   shutdown_blocking_pool();
   // Joining the I/O threads can wait for a running handler; do it without the GIL.
   std::unique_ptr<core::IoPool> io = std::move(g_hub->io);

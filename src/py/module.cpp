@@ -3,6 +3,7 @@
 #include "py/hub.hpp"
 #include "py/http_bridge.hpp"
 #include "py/ops.hpp"
+#include "py/pg_values.hpp"
 
 namespace puff::py {
 namespace {
@@ -45,7 +46,8 @@ PyModuleDef kModule = {
 PyMODINIT_FUNC PyInit__native() {
   PyObject* m = PyModule_Create(&puff::py::kModule);
   if (!m) return nullptr;
-  if (!puff::py::add_ops_types(m) || !puff::py::add_capi(m) || !puff::py::add_http_types(m)) {
+  if (!puff::py::add_ops_types(m) || !puff::py::add_capi(m) || !puff::py::add_http_types(m) ||
+      !puff::py::add_pg_types(m)) {
     Py_DECREF(m);
     return nullptr;
   }

@@ -1,0 +1,378 @@
+// puff._native.PgPool and PgLease: the native Postgres pool (src/pg/pool.hpp) as dual-mode Python
+// calls. A query returns (rows, columns, rowcount, command_tag): rows a list of tuples (None for
+// statements without rows), columns a list of (name, type_oid) (None likewise), rowcount the
+// count in the command tag (-1 when it has none). Errors raise what puff.postgres's factory makes.
+#include "pg/pool.hpp"
+#include "py/hub.hpp"
+#include "py/pg_values.hpp"
+
+#include <memory>
+#include <unordered_set>
+#include <string>
+#include <vector>
+
+namespace puff::py {
+
+namespace {
+
+struct PoolObject {
+  PyObject_HEAD
+  std::shared_ptr<pg::Pool>* pool;  // null once closed
+};
+
+struct LeaseObject {
+  PyObject_HEAD
+  std::shared_ptr<pg::Lease>* lease;  // null once released
+};
+
+// Live Python objects, so the runtime's stop can close every pool and release every lease
+// while the I/O threads still run (a Pool must not outlive the IoPool's threads in use).
+std::unordered_set<PoolObject*>& all_pools() {
+  static std::unordered_set<PoolObject*> v;
+  return v;
+}
+std::unordered_set<LeaseObject*>& all_leases() {
+  static std::unordered_set<LeaseObject*> v;
+  return v;
+}
+
+PyObject* build_result(const pg::Result& r) {
+  if (!r.ok()) return raise_pg_error(r.error());
+  if (!pg_values_init()) return nullptr;
+  PyObject *rows = Py_None, *cols = Py_None;
+  Py_INCREF(Py_None);
+  Py_INCREF(Py_None);
+  if (r.status() == pg::Result::Status::Rows) {
+    Py_DECREF(rows);
+    Py_DECREF(cols);
+    rows = decode_rows(r);
+    if (!rows) return nullptr;
+    cols = PyList_New(r.column_count());
+    if (!cols) {
+      Py_DECREF(rows);
+      return nullptr;
+    }
+    for (int c = 0; c < r.column_count(); ++c) {
+      auto name = r.column_name(c);
+      PyObject* t = Py_BuildValue("(s#I)", name.data(), static_cast<Py_ssize_t>(name.size()),
+                                  static_cast<unsigned>(r.column_type(c)));
+      if (!t) {
+        Py_DECREF(rows);
+        Py_DECREF(cols);
+        return nullptr;
+      }
+      PyList_SET_ITEM(cols, c, t);
+    }
+  }
+  auto tag = r.command_tag();
+  return Py_BuildValue("(NNLs#)", rows, cols, static_cast<long long>(r.rows_affected()), tag.data(),
+                       static_cast<Py_ssize_t>(tag.size()));
+}
+
+class QueryOp final : public Op {
+ public:
+  QueryOp(std::shared_ptr<pg::Pool> pool, std::shared_ptr<pg::Lease> lease, pg::Query q)
+      : pool_(std::move(pool)), lease_(std::move(lease)), q_(std::move(q)) {}
+  void run() override {
+    auto cb = [this](pg::Result&& r) {
+      result_ = std::move(r);
+      complete();
+    };
+    if (lease_) lease_->query(std::move(q_), cb);
+    else pool_->query(std::move(q_), cb);
+  }
+  PyObject* result() override { return build_result(result_); }
+
+ private:
+  std::shared_ptr<pg::Pool> pool_;
+  std::shared_ptr<pg::Lease> lease_;
+  pg::Query q_;
+  pg::Result result_;
+};
+
+PyTypeObject LeaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+class AcquireOp final : public Op {
+ public:
+  explicit AcquireOp(std::shared_ptr<pg::Pool> pool) : pool_(std::move(pool)) {}
+  void run() override {
+    pool_->acquire_exclusive([this](pg::Lease&& l) {
+      lease_ = std::make_shared<pg::Lease>(std::move(l));
+      complete();
+    });
+  }
+  PyObject* result() override {
+    if (!*lease_) return raise_pg_error(*lease_->error());
+    auto* self = PyObject_New(LeaseObject, &LeaseType);
+    if (!self) return nullptr;
+    self->lease = new std::shared_ptr<pg::Lease>(std::move(lease_));
+    all_leases().insert(self);
+    return reinterpret_cast<PyObject*>(self);
+  }
+
+ private:
+  std::shared_ptr<pg::Pool> pool_;
+  std::shared_ptr<pg::Lease> lease_;
+};
+
+/** (sql, params=(), prepare=True) -> pg::Query; false with an exception set. */
+bool parse_query(PyObject* const* args, Py_ssize_t nargs, pg::Query& q) {
+  if (nargs < 1 || nargs > 3 || !PyUnicode_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "query(sql: str, params: sequence = (), prepare: bool = True)");
+    return false;
+  }
+  Py_ssize_t n;
+  const char* sql = PyUnicode_AsUTF8AndSize(args[0], &n);
+  if (!sql) return false;
+  q.sql.assign(sql, static_cast<std::size_t>(n));
+  if (nargs >= 3) {
+    int p = PyObject_IsTrue(args[2]);
+    if (p < 0) return false;
+    q.prepare = p != 0;
+  }
+  if (nargs >= 2 && args[1] != Py_None) {
+    PyObject* seq = PySequence_Fast(args[1], "query: params must be a sequence");
+    if (!seq) return false;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < count; ++i) {
+      if (!encode_param(PySequence_Fast_GET_ITEM(seq, i), q.params, static_cast<int>(i))) {
+        Py_DECREF(seq);
+        return false;
+      }
+    }
+    Py_DECREF(seq);
+  }
+  return true;
+}
+
+bool check_hub() {
+  if (!hub() || !hub()->io) {
+    PyErr_SetString(PyExc_RuntimeError, "puff.postgres needs the Puff runtime (run inside puff)");
+    return false;
+  }
+  return true;
+}
+
+// ---- PgPool ---------------------------------------------------------------------------------
+
+PyObject* pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  const char* url;
+  const char* name = "default";
+  unsigned int pool_size = 10, connect_timeout_ms = 5000, statement_timeout_ms = 0, max_prepared = 256;
+  static const char* kw[] = {"url", "pool_size", "name", "connect_timeout_ms", "statement_timeout_ms",
+                             "max_prepared", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|IsIII:PgPool", const_cast<char**>(kw), &url, &pool_size, &name,
+                                   &connect_timeout_ms, &statement_timeout_ms, &max_prepared))
+    return nullptr;
+  if (!check_hub() || !pg_values_init()) return nullptr;
+  pg::PoolSettings s;
+  s.name = name;
+  s.url = url;
+  s.pool_size = pool_size;
+  s.connect_timeout_ms = connect_timeout_ms;
+  s.statement_timeout_ms = statement_timeout_ms;
+  s.max_prepared = max_prepared;
+  std::shared_ptr<pg::Pool> pool;
+  try {
+    pool = std::make_shared<pg::Pool>(*hub()->io, std::move(s));
+  } catch (const std::exception& e) {
+    PyErr_Format(PyExc_ValueError, "postgres pool %s: %s", name, e.what());
+    return nullptr;
+  }
+  auto* self = reinterpret_cast<PoolObject*>(type->tp_alloc(type, 0));
+  if (!self) return nullptr;
+  self->pool = new std::shared_ptr<pg::Pool>(pool);
+  all_pools().insert(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+void pool_dealloc(PyObject* o) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  all_pools().erase(self);
+  if (self->pool) {
+    (*self->pool)->close();
+    delete self->pool;
+    self->pool = nullptr;
+  }
+  Py_TYPE(o)->tp_free(o);
+}
+
+bool pool_open(PoolObject* self) {
+  if (!self->pool) {
+    PyErr_SetString(PyExc_RuntimeError, "the Postgres pool is closed");
+    return false;
+  }
+  return check_hub();
+}
+
+PyObject* pool_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  if (!pool_open(self)) return nullptr;
+  pg::Query q;
+  if (!parse_query(args, nargs, q)) return nullptr;
+  return start(new QueryOp(*self->pool, nullptr, std::move(q)));
+}
+
+PyObject* pool_acquire(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  if (!pool_open(self)) return nullptr;
+  return start(new AcquireOp(*self->pool));
+}
+
+PyObject* pool_close(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  if (self->pool) {
+    (*self->pool)->close();
+    delete self->pool;
+    self->pool = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* pool_stats(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  if (!self->pool) return PyDict_New();
+  auto s = (*self->pool)->stats();
+  return Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:K}", "connections", static_cast<Py_ssize_t>(s.connections),
+                       "pinned", static_cast<Py_ssize_t>(s.pinned), "in_flight", static_cast<Py_ssize_t>(s.in_flight),
+                       "waiting", static_cast<Py_ssize_t>(s.waiting), "opened", static_cast<unsigned long long>(s.opened),
+                       "lost", static_cast<unsigned long long>(s.lost));
+}
+
+PyObject* pool_closed(PyObject* o, void*) { return PyBool_FromLong(reinterpret_cast<PoolObject*>(o)->pool == nullptr); }
+
+#define FASTCALL(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
+
+PyMethodDef pool_methods[] = {
+    {"query", FASTCALL(pool_query), METH_FASTCALL,
+     "query(sql, params=(), prepare=True) -> (rows, columns, rowcount, tag). Dual-mode; autocommit "
+     "(pipelined on shared connections)."},
+    {"acquire", pool_acquire, METH_NOARGS, "acquire() -> PgLease. Dual-mode: pins a connection."},
+    {"close", pool_close, METH_NOARGS, "close(): fails in-flight queries (08003) and closes the connections."},
+    {"stats", pool_stats, METH_NOARGS, "stats() -> dict"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef pool_getset[] = {
+    {"closed", pool_closed, nullptr, "True after close().", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject PoolType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.PgPool";
+  t.tp_basicsize = sizeof(PoolObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "PgPool(url, pool_size=10, name='default', connect_timeout_ms=5000, statement_timeout_ms=0, "
+             "max_prepared=256): a pipelined Postgres pool on Puff's I/O threads (inside the runtime).";
+  t.tp_new = pool_new;
+  t.tp_dealloc = pool_dealloc;
+  t.tp_methods = pool_methods;
+  t.tp_getset = pool_getset;
+  return t;
+}();
+
+// ---- PgLease --------------------------------------------------------------------------------
+
+void lease_dealloc(PyObject* o) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  all_leases().erase(self);
+  if (self->lease) {
+    (*self->lease)->release();  // rolls back an open transaction first
+    delete self->lease;
+    self->lease = nullptr;
+  }
+  PyObject_Free(o);
+}
+
+PyObject* lease_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  if (!self->lease) {
+    PyErr_SetString(PyExc_RuntimeError, "the lease was released");
+    return nullptr;
+  }
+  if (!check_hub()) return nullptr;
+  pg::Query q;
+  if (!parse_query(args, nargs, q)) return nullptr;
+  return start(new QueryOp(nullptr, *self->lease, std::move(q)));
+}
+
+PyObject* lease_release(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  if (self->lease) {
+    (*self->lease)->release();
+    delete self->lease;
+    self->lease = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* lease_backend_pid(PyObject* o, void*) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  return PyLong_FromLong(self->lease ? (*self->lease)->backend_pid() : 0);
+}
+
+PyMethodDef lease_methods[] = {
+    {"query", FASTCALL(lease_query), METH_FASTCALL,
+     "query(sql, params=(), prepare=True) -> (rows, columns, rowcount, tag). Dual-mode; on the pinned connection."},
+    {"release", lease_release, METH_NOARGS,
+     "release(): returns the connection (after a ROLLBACK if a transaction is open). Idempotent."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef lease_getset[] = {
+    {"backend_pid", lease_backend_pid, nullptr, "The pinned connection's server process id.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyObject* set_pg_errors(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyCallable_Check(args[0]) || !PyType_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "pg_set_errors(factory, DataError)");
+    return nullptr;
+  }
+  auto& c = pg_error_classes();
+  Py_XSETREF(c.factory, Py_NewRef(args[0]));
+  Py_XSETREF(c.data_error, Py_NewRef(args[1]));
+  Py_RETURN_NONE;
+}
+
+PyMethodDef module_methods[] = {
+    {"pg_set_errors", FASTCALL(set_pg_errors), METH_FASTCALL,
+     "pg_set_errors(factory, DataError): how Postgres errors become exceptions (puff.postgres)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+void close_pg_pools() {
+  for (LeaseObject* l : all_leases()) {
+    if (!l->lease) continue;
+    (*l->lease)->release();
+    delete l->lease;
+    l->lease = nullptr;
+  }
+  for (PoolObject* p : all_pools()) {
+    if (!p->pool) continue;
+    (*p->pool)->close();
+    delete p->pool;
+    p->pool = nullptr;
+  }
+}
+
+bool add_pg_types(PyObject* module) {
+  LeaseType.tp_name = "puff._native.PgLease";
+  LeaseType.tp_basicsize = sizeof(LeaseObject);
+  LeaseType.tp_flags = Py_TPFLAGS_DEFAULT;
+  LeaseType.tp_doc = "A Postgres connection pinned for a transaction (from PgPool.acquire()).";
+  LeaseType.tp_dealloc = lease_dealloc;
+  LeaseType.tp_methods = lease_methods;
+  LeaseType.tp_getset = lease_getset;
+  if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&LeaseType) < 0) return false;
+  Py_INCREF(&PoolType);
+  if (PyModule_AddObject(module, "PgPool", reinterpret_cast<PyObject*>(&PoolType)) < 0) return false;
+  Py_INCREF(&LeaseType);
+  if (PyModule_AddObject(module, "PgLease", reinterpret_cast<PyObject*>(&LeaseType)) < 0) return false;
+  return PyModule_AddFunctions(module, module_methods) == 0;
+}
+
+}  // namespace puff::py
