@@ -179,9 +179,11 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
       ensure_connecting(d);
       return;
     }
-    // Every shared connection busy: open another (pipelining on this one meanwhile).
-    if (s->conn->load().load(std::memory_order_relaxed) > 0) grow(d);
+    // Every shared connection busy: open another (pipelining on this one meanwhile). Decided
+    // before sending, but grown after: grow() appends to `slots`, which invalidates `s`.
+    bool busy = s->conn->load().load(std::memory_order_relaxed) > 0;
     send_to(*s, req, d);
+    if (busy) grow(d);
   }
 
   void send_to(Slot& s, const std::shared_ptr<Request>& req, Deferred& d) {
@@ -625,8 +627,9 @@ AcquireHandle Pool::acquire_exclusive(std::function<void(Lease&&)> cb) {
     if (core_->closed) {
       core_->refuse(st, detail::PoolCore::closed_error(), d);
     } else if (auto* s = core_->least_loaded()) {
-      if (s->conn->load().load(std::memory_order_relaxed) > 0) core_->grow(d);
+      bool busy = s->conn->load().load(std::memory_order_relaxed) > 0;
       core_->grant(*s, st, d);
+      if (busy) core_->grow(d);  // after grant(): grow() appends to `slots`, invalidating `s`
     } else {
       st->waiting = true;
       core_->waiting_excl.push_back(st);

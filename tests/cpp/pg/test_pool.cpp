@@ -749,3 +749,55 @@ TEST(PgPool, ThroughputPipelinedVsSequential) {
   std::printf("[ perf ] one connection, SELECT $1::int4: sequential %.0f q/s, pipelined %.0f q/s (%.1fx)\n",
               seq_n / seq_s, pipe_n / pipe_s, (pipe_n / pipe_s) / (seq_n / seq_s));
 }
+
+// Regression: route() and acquire_exclusive() held a Slot* across grow(), whose push_back into
+// `slots` can reallocate it (heap-use-after-free under ASan; a crash of the Python bridge when a
+// burst of queries made the pool grow). Bursts from two I/O threads, pool growing 1 -> 4, and
+// leases taken while it grows.
+TEST(PgPool, BurstsWhileThePoolGrows) {
+  REQUIRE_PG();
+  TempTable t(url, unique("pg_burst"), "id int primary key");
+  for (int round = 0; round < 5; ++round) {
+    t.admin.exec("TRUNCATE " + t.name);
+    puff::core::IoPool io(2);
+    Pool pool(io, settings_for(url, 4));
+    Counter first;
+    pool.query(sql("SELECT 1"), [&](Result&&) { first.add(); });  // one ready connection, so the
+    ASSERT_TRUE(first.wait_for(1, 10000ms));                       // burst below grows it in route()
+    const int n = 300;
+    Counter done;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < n; ++i) {
+      puff::core::post_to(io, static_cast<std::size_t>(i % 2), [&, i] {
+        Query q;
+        q.sql = "insert into " + t.name + " values ($1)";
+        std::string b(2, '\0');
+        b[0] = static_cast<char>((i >> 8) & 0xff);
+        b[1] = static_cast<char>(i & 0xff);
+        q.params.add(b, 21, Format::Binary);
+        pool.query(std::move(q), [&](Result&& r) {
+          if (r.ok()) ++ok;
+          done.add();
+        });
+      });
+    }
+    ASSERT_TRUE(done.wait_for(n, 30000ms)) << done.get() << " of " << n;
+    EXPECT_EQ(ok.load(), n);
+  }
+  puff::core::IoPool io(2);
+  Pool pool(io, settings_for(url, 4));
+  Counter first;
+  pool.query(sql("SELECT 1"), [&](Result&&) { first.add(); });
+  ASSERT_TRUE(first.wait_for(1, 10000ms));
+  Counter leased;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 8; ++i) {
+    pool.query(sql("SELECT pg_sleep(0.01)", false), [](Result&&) {});
+    pool.acquire_exclusive([&](Lease&& l) {
+      if (l) ++good;
+      leased.add();  // the lease is released as it goes out of scope
+    });
+  }
+  ASSERT_TRUE(leased.wait_for(8, 30000ms));
+  EXPECT_EQ(good.load(), 8);
+}
