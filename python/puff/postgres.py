@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from . import _native
 from . import _pg_sql
-from ._scheduler import ASYNCIO, GREENLET, current_mode, spawn
+from ._scheduler import ASYNCIO, current_mode
 
 apilevel = "2.0"
 threadsafety = 1  # the module and pools may be shared; a connection belongs to one task at a time
@@ -420,10 +420,6 @@ class Connection:
             lease.release()
 
 
-def _query_on(target: Any, text: str, values: Any) -> Any:
-    return target.query(text, values)
-
-
 # ---- cursor ------------------------------------------------------------------------------------
 
 
@@ -492,23 +488,7 @@ class Cursor:
         else:
             results = []
         target = conn._pool if conn.autocommit else conn._lease
-        if current_mode() != ASYNCIO:
-            # Sequential for now: spawning one greenlet per row crashed under load (see the report).
-            outcomes = []
-            for text, values in bound:
-                try:
-                    outcomes.append(target.query(text, values))
-                except Exception as e:  # noqa: BLE001
-                    outcomes.append(e)
-        else:
-            outcomes = []
-            for text, values in bound:  # a coroutine: futures, all submitted before awaiting
-                try:
-                    outcomes.append(target.query(text, values))
-                except BaseException as e:  # noqa: BLE001
-                    outcomes.append(e)
-            if any(asyncio.isfuture(o) for o in outcomes):
-                outcomes = yield asyncio.gather(*outcomes, return_exceptions=True)
+        outcomes = yield target.query_many(bound)  # one native call: pipelined, in order
         results.extend(outcomes)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:

@@ -6,6 +6,7 @@
 #include "py/hub.hpp"
 #include "py/pg_values.hpp"
 
+#include <atomic>
 #include <memory>
 #include <unordered_set>
 #include <string>
@@ -145,6 +146,80 @@ bool parse_query(PyObject* const* args, Py_ssize_t nargs, pg::Query& q) {
   return true;
 }
 
+/** Many statements submitted in order from one run() (executemany): they pipeline, and on a
+ *  lease they keep their order. result() is a list with, per statement, its result tuple or the
+ *  exception it failed with (not raised). */
+class QueryManyOp final : public Op {
+ public:
+  QueryManyOp(std::shared_ptr<pg::Pool> pool, std::shared_ptr<pg::Lease> lease, std::vector<pg::Query> qs)
+      : pool_(std::move(pool)), lease_(std::move(lease)), qs_(std::move(qs)), results_(qs_.size()),
+        remaining_(qs_.size()) {}
+  void run() override {
+    if (qs_.empty()) {
+      complete();
+      return;
+    }
+    std::size_t n = qs_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto cb = [this, i](pg::Result&& r) {
+        results_[i] = std::move(r);
+        if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) complete();
+      };
+      // After the last submission `this` may already be gone: read nothing from it afterwards.
+      if (lease_) lease_->query(std::move(qs_[i]), cb);
+      else pool_->query(std::move(qs_[i]), cb);
+    }
+  }
+  PyObject* result() override {
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(results_.size()));
+    if (!list) return nullptr;
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+      PyObject* item = build_result(results_[i]);
+      if (!item) {
+        item = take_exception();
+        if (!item) {
+          Py_DECREF(list);
+          return nullptr;
+        }
+      }
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), item);
+    }
+    return list;
+  }
+
+ private:
+  std::shared_ptr<pg::Pool> pool_;
+  std::shared_ptr<pg::Lease> lease_;
+  std::vector<pg::Query> qs_;
+  std::vector<pg::Result> results_;
+  std::atomic<std::size_t> remaining_;
+};
+
+/** [(sql, params), ...] -> queries (prepared); false with an exception set. */
+bool parse_many(PyObject* arg, std::vector<pg::Query>& out) {
+  PyObject* seq = PySequence_Fast(arg, "query_many: expected a sequence of (sql, params)");
+  if (!seq) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  out.reserve(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+      Py_DECREF(seq);
+      PyErr_SetString(PyExc_TypeError, "query_many: each item must be a (sql, params) tuple");
+      return false;
+    }
+    pg::Query q;
+    PyObject* const* args = &PyTuple_GET_ITEM(item, 0);
+    if (!parse_query(args, 2, q)) {
+      Py_DECREF(seq);
+      return false;
+    }
+    out.push_back(std::move(q));
+  }
+  Py_DECREF(seq);
+  return true;
+}
+
 bool check_hub() {
   if (!hub() || !hub()->io) {
     PyErr_SetString(PyExc_RuntimeError, "puff.postgres needs the Puff runtime (run inside puff)");
@@ -213,6 +288,14 @@ PyObject* pool_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   return start(new QueryOp(*self->pool, nullptr, std::move(q)));
 }
 
+PyObject* pool_query_many(PyObject* o, PyObject* arg) {
+  auto* self = reinterpret_cast<PoolObject*>(o);
+  if (!pool_open(self)) return nullptr;
+  std::vector<pg::Query> qs;
+  if (!parse_many(arg, qs)) return nullptr;
+  return start(new QueryManyOp(*self->pool, nullptr, std::move(qs)));
+}
+
 PyObject* pool_acquire(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<PoolObject*>(o);
   if (!pool_open(self)) return nullptr;
@@ -247,6 +330,9 @@ PyMethodDef pool_methods[] = {
     {"query", FASTCALL(pool_query), METH_FASTCALL,
      "query(sql, params=(), prepare=True) -> (rows, columns, rowcount, tag). Dual-mode; autocommit "
      "(pipelined on shared connections)."},
+    {"query_many", pool_query_many, METH_O,
+     "query_many([(sql, params), ...]) -> [result or exception, ...]. Dual-mode; all pipelined, each "
+     "in autocommit."},
     {"acquire", pool_acquire, METH_NOARGS, "acquire() -> PgLease. Dual-mode: pins a connection."},
     {"close", pool_close, METH_NOARGS, "close(): fails in-flight queries (08003) and closes the connections."},
     {"stats", pool_stats, METH_NOARGS, "stats() -> dict"},
@@ -297,6 +383,18 @@ PyObject* lease_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   return start(new QueryOp(nullptr, *self->lease, std::move(q)));
 }
 
+PyObject* lease_query_many(PyObject* o, PyObject* arg) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  if (!self->lease) {
+    PyErr_SetString(PyExc_RuntimeError, "the lease was released");
+    return nullptr;
+  }
+  if (!check_hub()) return nullptr;
+  std::vector<pg::Query> qs;
+  if (!parse_many(arg, qs)) return nullptr;
+  return start(new QueryManyOp(nullptr, *self->lease, std::move(qs)));
+}
+
 PyObject* lease_release(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<LeaseObject*>(o);
   if (self->lease) {
@@ -315,6 +413,8 @@ PyObject* lease_backend_pid(PyObject* o, void*) {
 PyMethodDef lease_methods[] = {
     {"query", FASTCALL(lease_query), METH_FASTCALL,
      "query(sql, params=(), prepare=True) -> (rows, columns, rowcount, tag). Dual-mode; on the pinned connection."},
+    {"query_many", lease_query_many, METH_O,
+     "query_many([(sql, params), ...]) -> [result or exception, ...]. Dual-mode; pipelined in order."},
     {"release", lease_release, METH_NOARGS,
      "release(): returns the connection (after a ROLLBACK if a transaction is open). Idempotent."},
     {nullptr, nullptr, 0, nullptr},

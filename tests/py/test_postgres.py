@@ -266,6 +266,15 @@ def test_executemany_1000_rows_and_in_transaction():
             tx.rollback()
             cur.execute(f"select count(*) from {name}")
             assert cur.fetchone() == (1000,)
+            # in a transaction the statements keep their order (a serial column records it)
+            cur.execute(f"create table {name}_seq (n serial, v int)", prepare=False)
+            try:
+                with pg.connect() as tx2:
+                    tx2.cursor().executemany(f"insert into {name}_seq (v) values (%s)", [(v,) for v in range(300)])
+                cur.execute(f"select v from {name}_seq order by n")
+                assert [r[0] for r in cur.fetchall()] == list(range(300))
+            finally:
+                cur.execute(f"drop table {name}_seq", prepare=False)
             with pytest.raises(pg.UniqueViolation):
                 cur.executemany(f"insert into {name} values (%s, 'x')", [(2000,), (1,), (2001,)])
             cur.execute(f"select count(*) from {name} where id >= 2000")
