@@ -329,3 +329,22 @@ def test_outside_the_runtime_is_a_clear_error():
     pg.configure("default", URL or "postgres://localhost/x")
     with pytest.raises(pg.InterfaceError, match="runtime"):
         pg.connect()
+
+
+@needs_pg
+def test_pool_from_puff_toml_and_its_flag(project):
+    project.write("puff.toml", """
+        [[postgres]]
+        name = "analytics"
+        url = "postgres://nobody@127.0.0.1:1/none"
+        pool_size = 2
+    """)
+    code = ("from puff import postgres\n"
+            "c = postgres.connect('analytics', autocommit=True).execute('select %s::int * 2', [21])\n"
+            "print('answer', c.fetchone()[0])\n")
+    # the flag overrides the (unreachable) URL of the file
+    r = project.run("--analytics-postgres-url", URL, "python", "-c", code)
+    assert r.returncode == 0, r.stderr
+    assert "answer 42" in r.stdout
+    r = project.run("python", "-c", "from puff import postgres\npostgres.connect('nope')")
+    assert r.returncode != 0 and "no Postgres pool named 'nope'" in r.stderr
