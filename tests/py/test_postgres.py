@@ -348,3 +348,24 @@ def test_pool_from_puff_toml_and_its_flag(project):
     assert "answer 42" in r.stdout
     r = project.run("python", "-c", "from puff import postgres\npostgres.connect('nope')")
     assert r.returncode != 0 and "no Postgres pool named 'nope'" in r.stderr
+
+
+@needs_pg
+def test_blocking_thread_mode_and_abandoned_transactions_release_their_connection():
+    def blocking():
+        return pg.connect(autocommit=True).execute("select %s + 1, repeat(%s, %s)", [32767, "ab", 3]).fetchall()
+
+    def leaky():
+        conn = pg.connect()
+        conn.execute("select 1")  # pins one of the pool's 4 connections; never committed or closed
+
+    def main():
+        assert puff.spawn_blocking(blocking).join() == [(32768, "ababab")]
+        for _ in range(10):  # more than pool_size: each dropped Connection gave its lease back
+            puff.spawn(leaky).join()
+        with pg.connect() as conn:
+            assert conn.execute("select 7").fetchone() == (7,)
+        puff.sleep_ms(100)  # a release completes on the connection's thread
+        return pg.get_pool().stats()["pinned"]
+
+    assert run(main) == 0
