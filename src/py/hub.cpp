@@ -325,6 +325,7 @@ PyObject* start(Op* op) {
     // Resumed before the call finished: an exception thrown in (greenlet.throw / kill) or a
     // stray switch. Leave the op to the hub, which frees it when the work completes.
     op->abandoned_ = true;
+    op->on_abandoned();
     if (r) {
       Py_DECREF(r);
       PyErr_SetString(PyExc_RuntimeError, "greenlet was switched to while its Puff call was still pending");

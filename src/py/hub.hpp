@@ -45,6 +45,10 @@ class Op : public Completion {
   /** Python thread, at stop: the op's work may still complete later (an extension thread, a
    *  waiter): forget the caller; whoever comes last (complete() or the queue) frees it. */
   void abandon();
+  /** Python thread: the waiting greenlet was resumed before the work completed (killed, or an
+   *  exception thrown in). The op still completes (and is then freed); override to stop the work
+   *  early, e.g. cancel a query. Not called for asyncio futures (yet). */
+  virtual void on_abandoned() {}
   /** Hands run() to an I/O thread. From the Python thread ops are batched: one post per
    *  scheduler round carries every op started in it. GIL held. */
   void launch();

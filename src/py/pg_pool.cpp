@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <unordered_set>
 #include <string>
 #include <vector>
@@ -70,6 +71,31 @@ PyObject* build_result(const pg::Result& r) {
                        static_cast<Py_ssize_t>(tag.size()));
 }
 
+/** Lets the Python thread cancel queries that an I/O thread submitted. Shared, because run()
+ *  must not touch its op once the last query is submitted (the op may complete and be freed). */
+struct CancelState {
+  std::mutex m;
+  std::vector<pg::QueryHandle> handles;
+  pg::AcquireHandle acquire;
+  bool cancelled = false;
+  void add(pg::QueryHandle h) {
+    std::lock_guard<std::mutex> lock(m);
+    if (cancelled) h.cancel();
+    else handles.push_back(std::move(h));
+  }
+  void set_acquire(pg::AcquireHandle h) {
+    std::lock_guard<std::mutex> lock(m);
+    if (cancelled) h.cancel();
+    else acquire = std::move(h);
+  }
+  void cancel() {
+    std::lock_guard<std::mutex> lock(m);
+    cancelled = true;
+    for (auto& h : handles) h.cancel();
+    acquire.cancel();
+  }
+};
+
 class QueryOp final : public Op {
  public:
   QueryOp(std::shared_ptr<pg::Pool> pool, std::shared_ptr<pg::Lease> lease, pg::Query q)
@@ -79,16 +105,18 @@ class QueryOp final : public Op {
       result_ = std::move(r);
       complete();
     };
-    if (lease_) lease_->query(std::move(q_), cb);
-    else pool_->query(std::move(q_), cb);
+    auto cs = cancel_;  // `this` may be gone once the query is submitted
+    cs->add(lease_ ? lease_->query(std::move(q_), cb) : pool_->query(std::move(q_), cb));
   }
   PyObject* result() override { return build_result(result_); }
+  void on_abandoned() override { cancel_->cancel(); }
 
  private:
   std::shared_ptr<pg::Pool> pool_;
   std::shared_ptr<pg::Lease> lease_;
   pg::Query q_;
   pg::Result result_;
+  std::shared_ptr<CancelState> cancel_ = std::make_shared<CancelState>();
 };
 
 PyTypeObject LeaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -97,11 +125,13 @@ class AcquireOp final : public Op {
  public:
   explicit AcquireOp(std::shared_ptr<pg::Pool> pool) : pool_(std::move(pool)) {}
   void run() override {
-    pool_->acquire_exclusive([this](pg::Lease&& l) {
+    auto cs = cancel_;
+    cs->set_acquire(pool_->acquire_exclusive([this](pg::Lease&& l) {
       lease_ = std::make_shared<pg::Lease>(std::move(l));
       complete();
-    });
+    }));
   }
+  void on_abandoned() override { cancel_->cancel(); }  // a lease granted anyway is released unused
   PyObject* result() override {
     if (!*lease_) return raise_pg_error(*lease_->error());
     auto* self = PyObject_New(LeaseObject, &LeaseType);
@@ -114,6 +144,7 @@ class AcquireOp final : public Op {
  private:
   std::shared_ptr<pg::Pool> pool_;
   std::shared_ptr<pg::Lease> lease_;
+  std::shared_ptr<CancelState> cancel_ = std::make_shared<CancelState>();
 };
 
 /** (sql, params=(), prepare=True) -> pg::Query; false with an exception set. */
@@ -160,16 +191,17 @@ class QueryManyOp final : public Op {
       return;
     }
     std::size_t n = qs_.size();
+    auto cs = cancel_;
     for (std::size_t i = 0; i < n; ++i) {
       auto cb = [this, i](pg::Result&& r) {
         results_[i] = std::move(r);
         if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) complete();
       };
       // After the last submission `this` may already be gone: read nothing from it afterwards.
-      if (lease_) lease_->query(std::move(qs_[i]), cb);
-      else pool_->query(std::move(qs_[i]), cb);
+      cs->add(lease_ ? lease_->query(std::move(qs_[i]), cb) : pool_->query(std::move(qs_[i]), cb));
     }
   }
+  void on_abandoned() override { cancel_->cancel(); }
   PyObject* result() override {
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(results_.size()));
     if (!list) return nullptr;
@@ -193,6 +225,7 @@ class QueryManyOp final : public Op {
   std::vector<pg::Query> qs_;
   std::vector<pg::Result> results_;
   std::atomic<std::size_t> remaining_;
+  std::shared_ptr<CancelState> cancel_ = std::make_shared<CancelState>();
 };
 
 /** [(sql, params), ...] -> queries (prepared); false with an exception set. */

@@ -369,3 +369,39 @@ def test_blocking_thread_mode_and_abandoned_transactions_release_their_connectio
         return pg.get_pool().stats()["pinned"]
 
     assert run(main) == 0
+
+
+@needs_pg
+def test_killing_the_greenlet_cancels_its_query_on_the_server():
+    import time
+
+    def sleeper(tag):
+        pg.connect(autocommit=True).execute(f"select pg_sleep(5) /* {tag} */")
+
+    def in_tx(tag):
+        conn = pg.connect()
+        conn.execute(f"select pg_sleep(5) /* {tag} */")
+
+    def running(tag):  # on a pool of its own: a shared connection would queue it behind pg_sleep
+        cur = pg.connect("observer", autocommit=True).execute(
+            "select count(*) from pg_stat_activity where state = 'active' and query like %s"
+            " and pid <> pg_backend_pid()", [f"%{tag}%"])
+        return cur.fetchone()[0]
+
+    def main():
+        pg.configure("observer", URL, pool_size=1)
+        for fn in (sleeper, in_tx):
+            tag = f"kill_{uuid.uuid4().hex[:8]}"
+            h = puff.spawn(fn, tag)
+            puff.sleep_ms(200)
+            assert running(tag) == 1
+            t0 = time.monotonic()
+            h.kill()
+            while running(tag) and time.monotonic() - t0 < 3:
+                puff.sleep_ms(20)
+            assert running(tag) == 0, fn.__name__
+            assert time.monotonic() - t0 < 2
+        with pg.connect() as conn:  # every lease was given back
+            assert conn.execute("select 1").fetchone() == (1,)
+
+    run(main)
