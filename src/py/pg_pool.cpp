@@ -110,6 +110,7 @@ class QueryOp final : public Op {
   }
   PyObject* result() override { return build_result(result_); }
   void on_abandoned() override { cancel_->cancel(); }
+  std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
 
  private:
   std::shared_ptr<pg::Pool> pool_;
@@ -132,6 +133,7 @@ class AcquireOp final : public Op {
     }));
   }
   void on_abandoned() override { cancel_->cancel(); }  // a lease granted anyway is released unused
+  std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
   PyObject* result() override {
     if (!*lease_) return raise_pg_error(*lease_->error());
     auto* self = PyObject_New(LeaseObject, &LeaseType);
@@ -202,6 +204,7 @@ class QueryManyOp final : public Op {
     }
   }
   void on_abandoned() override { cancel_->cancel(); }
+  std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
   PyObject* result() override {
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(results_.size()));
     if (!list) return nullptr;
@@ -251,6 +254,63 @@ bool parse_many(PyObject* arg, std::vector<pg::Query>& out) {
   }
   Py_DECREF(seq);
   return true;
+}
+
+// ---- asyncio cancellation: a done-callback on the op's future ----------------------------------
+
+struct CancellerObject {
+  PyObject_HEAD
+  std::shared_ptr<CancelState>* cs;
+};
+
+PyObject* canceller_call(PyObject* o, PyObject* args, PyObject*) {
+  auto* self = reinterpret_cast<CancellerObject*>(o);
+  PyObject* fut = PyTuple_Size(args) == 1 ? PyTuple_GET_ITEM(args, 0) : nullptr;
+  if (!fut) Py_RETURN_NONE;
+  PyObject* c = PyObject_CallMethod(fut, "cancelled", nullptr);
+  if (!c) return nullptr;
+  int cancelled = PyObject_IsTrue(c);
+  Py_DECREF(c);
+  if (cancelled > 0 && self->cs) (*self->cs)->cancel();
+  Py_RETURN_NONE;
+}
+
+void canceller_dealloc(PyObject* o) {
+  delete reinterpret_cast<CancellerObject*>(o)->cs;
+  PyObject_Free(o);
+}
+
+PyTypeObject CancellerType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.PgCanceller";
+  t.tp_basicsize = sizeof(CancellerObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "Cancels a Postgres op's queries when its asyncio future is cancelled.";
+  t.tp_call = canceller_call;
+  t.tp_dealloc = canceller_dealloc;
+  return t;
+}();
+
+/** start(op); for a future (a coroutine caller), cancelling it cancels the queries too. */
+template <class OpT>
+PyObject* start_cancellable(OpT* op) {
+  auto cs = op->cancel_state();
+  PyObject* r = start(op);  // `op` may be gone from here on
+  if (!r || !coroutine_mode() || !PyObject_HasAttrString(r, "add_done_callback")) return r;
+  auto* c = PyObject_New(CancellerObject, &CancellerType);
+  if (!c) {
+    Py_DECREF(r);
+    return nullptr;
+  }
+  c->cs = new std::shared_ptr<CancelState>(std::move(cs));
+  PyObject* ok = PyObject_CallMethod(r, "add_done_callback", "O", reinterpret_cast<PyObject*>(c));
+  Py_DECREF(c);
+  if (!ok) {
+    Py_DECREF(r);
+    return nullptr;
+  }
+  Py_DECREF(ok);
+  return r;
 }
 
 bool check_hub() {
@@ -318,7 +378,7 @@ PyObject* pool_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   if (!pool_open(self)) return nullptr;
   pg::Query q;
   if (!parse_query(args, nargs, q)) return nullptr;
-  return start(new QueryOp(*self->pool, nullptr, std::move(q)));
+  return start_cancellable(new QueryOp(*self->pool, nullptr, std::move(q)));
 }
 
 PyObject* pool_query_many(PyObject* o, PyObject* arg) {
@@ -326,13 +386,13 @@ PyObject* pool_query_many(PyObject* o, PyObject* arg) {
   if (!pool_open(self)) return nullptr;
   std::vector<pg::Query> qs;
   if (!parse_many(arg, qs)) return nullptr;
-  return start(new QueryManyOp(*self->pool, nullptr, std::move(qs)));
+  return start_cancellable(new QueryManyOp(*self->pool, nullptr, std::move(qs)));
 }
 
 PyObject* pool_acquire(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<PoolObject*>(o);
   if (!pool_open(self)) return nullptr;
-  return start(new AcquireOp(*self->pool));
+  return start_cancellable(new AcquireOp(*self->pool));
 }
 
 PyObject* pool_close(PyObject* o, PyObject*) {
@@ -413,7 +473,7 @@ PyObject* lease_query(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   if (!check_hub()) return nullptr;
   pg::Query q;
   if (!parse_query(args, nargs, q)) return nullptr;
-  return start(new QueryOp(nullptr, *self->lease, std::move(q)));
+  return start_cancellable(new QueryOp(nullptr, *self->lease, std::move(q)));
 }
 
 PyObject* lease_query_many(PyObject* o, PyObject* arg) {
@@ -425,7 +485,7 @@ PyObject* lease_query_many(PyObject* o, PyObject* arg) {
   if (!check_hub()) return nullptr;
   std::vector<pg::Query> qs;
   if (!parse_many(arg, qs)) return nullptr;
-  return start(new QueryManyOp(nullptr, *self->lease, std::move(qs)));
+  return start_cancellable(new QueryManyOp(nullptr, *self->lease, std::move(qs)));
 }
 
 PyObject* lease_release(PyObject* o, PyObject*) {
@@ -500,7 +560,7 @@ bool add_pg_types(PyObject* module) {
   LeaseType.tp_dealloc = lease_dealloc;
   LeaseType.tp_methods = lease_methods;
   LeaseType.tp_getset = lease_getset;
-  if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&LeaseType) < 0) return false;
+  if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&LeaseType) < 0 || PyType_Ready(&CancellerType) < 0) return false;
   Py_INCREF(&PoolType);
   if (PyModule_AddObject(module, "PgPool", reinterpret_cast<PyObject*>(&PoolType)) < 0) return false;
   Py_INCREF(&LeaseType);

@@ -405,3 +405,35 @@ def test_killing_the_greenlet_cancels_its_query_on_the_server():
             assert conn.execute("select 1").fetchone() == (1,)
 
     run(main)
+
+
+@needs_pg
+def test_cancelling_the_asyncio_task_cancels_its_query_on_the_server():
+    import time
+
+    async def running(tag):
+        cur = await pg.connect("observer", autocommit=True).execute(
+            "select count(*) from pg_stat_activity where state = 'active' and query like %s"
+            " and pid <> pg_backend_pid()", [f"%{tag}%"])
+        return cur.fetchone()[0]
+
+    async def main():
+        pg.configure("observer", URL, pool_size=1)
+        for autocommit in (True, False):
+            tag = f"acancel_{uuid.uuid4().hex[:8]}"
+            conn = pg.connect(autocommit=autocommit)
+            task = asyncio.ensure_future(conn.execute(f"select pg_sleep(5) /* {tag} */"))
+            await asyncio.sleep(0.2)
+            assert await running(tag) == 1
+            t0 = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            while await running(tag) and time.monotonic() - t0 < 3:
+                await asyncio.sleep(0.02)
+            assert await running(tag) == 0, autocommit
+            assert time.monotonic() - t0 < 2
+            conn.close()
+        return "ok"
+
+    assert run(main) == "ok"
