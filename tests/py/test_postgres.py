@@ -437,3 +437,27 @@ def test_cancelling_the_asyncio_task_cancels_its_query_on_the_server():
         return "ok"
 
     assert run(main) == "ok"
+
+
+@needs_pg
+def test_200_concurrent_transactions_share_4_connections():
+    name = f"t_conc_{uuid.uuid4().hex[:8]}"
+
+    def worker(i):
+        with pg.connect() as conn:  # each waits its turn for one of the pool's 4 connections
+            conn.execute(f"insert into {name} values (%s)", [i])
+            return conn.execute(f"select count(*) from {name} where v = %s", [i]).fetchone()[0]
+
+    def main():
+        auto = pg.connect(autocommit=True)
+        auto.execute(f"create table {name} (v int)", prepare=False)
+        try:
+            got = [h.join() for h in [puff.spawn(worker, i) for i in range(200)]]
+            total = auto.execute(f"select count(*), count(distinct v) from {name}").fetchone()
+            return got, total, pg.get_pool().stats()
+        finally:
+            auto.execute(f"drop table {name}", prepare=False)
+
+    got, total, stats = run(main)
+    assert got == [1] * 200 and total == (200, 200)
+    assert stats["connections"] <= 4
