@@ -461,3 +461,19 @@ def test_200_concurrent_transactions_share_4_connections():
     got, total, stats = run(main)
     assert got == [1] * 200 and total == (200, 200)
     assert stats["connections"] <= 4
+
+
+@needs_pg
+def test_types_without_a_codec_come_back_as_text_or_bytes():
+    name = f"mood_{uuid.uuid4().hex[:8]}"
+
+    def main():
+        auto = pg.connect(autocommit=True)
+        auto.execute(f"create type {name} as enum ('sad', 'happy')", prepare=False)
+        try:
+            assert auto.execute(f"select 'happy'::{name}, %s::{name}", ["sad"]).fetchone() == ("happy", "sad")
+            assert auto.execute("select '\\x00ff'::bytea::text").fetchone() == ("\\x00ff",)
+        finally:
+            auto.execute(f"drop type {name}", prepare=False)
+
+    run(main)
