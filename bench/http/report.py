@@ -167,7 +167,9 @@ def render(results: Dict) -> str:
             f"Python {st['python']}, puff {st['puff_commit'][:10]}"
             + (" (+ uncommitted changes)" if st.get("puff_tree_dirty") else ""),
             "",
-            f"{cfg['duration_s']:g} s per measurement after {cfg['warmup_s']:g} s warm-up, "
+            ("QUICK smoke run (BENCH_QUICK=1): one short round, noisier than a full run. "
+             if cfg.get("quick") else "")
+            + f"{cfg['duration_s']:g} s per measurement after {cfg['warmup_s']:g} s warm-up, "
             f"{cfg['rounds']} interleaved round(s), medians; load: {cfg['wrk']}; {cfg['h2load']}; "
             f"{cfg['ws']}. CPU = user+system time of the server's process tree ÷ work done. "
             f"Puff ÷ server > 1 means Puff is faster.", "",
