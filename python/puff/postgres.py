@@ -318,6 +318,7 @@ class Connection:
         self._autocommit = bool(autocommit)
         self._lease: Any = None
         self._closed = False
+        self._busy = False
 
     @property
     def closed(self) -> bool:
@@ -349,11 +350,26 @@ class Connection:
         """cursor().execute(sql, params): returns the cursor (awaitable in a coroutine)."""
         return self.cursor().execute(sql, params, prepare=prepare)
 
+    def _claim(self) -> None:
+        """Transaction mode: one statement at a time (a second task would share the transaction,
+        or pin a second connection and drop the first one's work)."""
+        if self._busy:
+            raise ProgrammingError("this connection is running another statement: a connection in transaction "
+                                   "mode belongs to one greenlet or task at a time")
+        self._busy = True
+
     def _run(self, sql: str, params: Optional[Sequence], prepare: bool = True):
         """Generator: one statement through the pool or this connection's transaction."""
         self._check()
         if self._autocommit:
             return (yield self._pool.query(sql, params, prepare))
+        self._claim()
+        try:
+            return (yield from self._run_in_transaction(sql, params, prepare))
+        finally:
+            self._busy = False
+
+    def _run_in_transaction(self, sql: str, params: Optional[Sequence], prepare: bool):
         if self._lease is None:
             lease = yield self._pool.acquire()
             try:
@@ -365,12 +381,14 @@ class Connection:
         return (yield self._lease.query(sql, params, prepare))
 
     def _end(self, verb: str):
-        lease, self._lease = self._lease, None
-        if lease is None:
+        if self._lease is None:
             return None
+        self._claim()
+        lease, self._lease = self._lease, None
         try:
             yield lease.query(verb, None, False)
         finally:
+            self._busy = False
             lease.release()
 
     def commit(self) -> Any:
@@ -487,8 +505,14 @@ class Cursor:
             bound = bound[1:]
         else:
             results = []
-        target = conn._pool if conn.autocommit else conn._lease
-        outcomes = yield target.query_many(bound)  # one native call: pipelined, in order
+        if conn.autocommit:
+            outcomes = yield conn._pool.query_many(bound)  # one native call: pipelined, in order
+        else:
+            conn._claim()
+            try:
+                outcomes = yield conn._lease.query_many(bound)
+            finally:
+                conn._busy = False
         results.extend(outcomes)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:

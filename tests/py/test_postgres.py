@@ -477,3 +477,19 @@ def test_types_without_a_codec_come_back_as_text_or_bytes():
             auto.execute(f"drop type {name}", prepare=False)
 
     run(main)
+
+
+@needs_pg
+def test_a_transaction_connection_refuses_a_second_concurrent_statement():
+    async def main():
+        conn = pg.connect()
+        first = asyncio.ensure_future(conn.execute("select pg_sleep(0.2), 1"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(pg.ProgrammingError, match="one greenlet or task at a time"):
+            await conn.execute("select 2")
+        assert (await first).fetchone()[1] == 1
+        assert (await conn.execute("select 3")).fetchone() == (3,)  # usable again
+        await conn.commit()
+        return "ok"
+
+    assert run(main) == "ok"
