@@ -512,12 +512,14 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
   if (!scope) return nullptr;
   std::string_view raw_path = ex.path.empty() ? std::string_view("/") : ex.path;
   bool tls = ex.tls || app.state.settings.url_scheme == "https";
-  const char* scheme = websocket ? (tls ? "wss" : "ws") : (tls ? "https" : "http");
-  bool ok = put(scope, kk->type, PyUnicode_FromString(websocket ? "websocket" : "http")) == 0 &&
+  static PyObject* s_websocket = PyUnicode_InternFromString("websocket");
+  static PyObject* schemes[4] = {PyUnicode_InternFromString("http"), PyUnicode_InternFromString("https"),
+                                 PyUnicode_InternFromString("ws"), PyUnicode_InternFromString("wss")};
+  bool ok = PyDict_SetItem(scope, kk->type, websocket ? s_websocket : kk->http) == 0 &&
             PyDict_SetItem(scope, kk->asgi, kk->asgi_dict) == 0 &&
             PyDict_SetItem(scope, kk->http_version, ex.http2 ? kk->h2 : ex.version_minor == 0 ? kk->h10 : kk->h11) == 0 &&
             (websocket || put(scope, kk->method, PyUnicode_DecodeLatin1(ex.method.data(), static_cast<Py_ssize_t>(ex.method.size()), nullptr)) == 0) &&
-            put(scope, kk->scheme, PyUnicode_FromString(scheme)) == 0 &&
+            PyDict_SetItem(scope, kk->scheme, schemes[(websocket ? 2 : 0) + (tls ? 1 : 0)]) == 0 &&
             put(scope, kk->path, decoded_path(raw_path)) == 0 &&
             put(scope, kk->raw_path, PyBytes_FromStringAndSize(raw_path.data(), static_cast<Py_ssize_t>(raw_path.size()))) == 0 &&
             put(scope, kk->query_string, PyBytes_FromStringAndSize(ex.query.data(), static_cast<Py_ssize_t>(ex.query.size()))) == 0 &&
@@ -566,15 +568,19 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
 
 /** loop.create_task(coro, context=<a fresh contextvars.Context>): each request its own context. */
 PyObject* create_task_in_new_context(PyObject* loop, PyObject* coro) {
+  static PyObject* kwnames = Py_BuildValue("(s)", "context");
+  Hub* h = hub();
+  PyObject* create = h && h->create_task && loop == h->loop ? Py_NewRef(h->create_task)
+                                                            : PyObject_GetAttr(loop, k()->create_task);
+  if (!create) return nullptr;
   PyObject* ctx = PyContext_New();
-  PyObject* args = ctx ? PyTuple_Pack(1, coro) : nullptr;
-  PyObject* kwargs = args ? Py_BuildValue("{s:O}", "context", ctx) : nullptr;
-  PyObject* create = kwargs ? PyObject_GetAttr(loop, k()->create_task) : nullptr;
-  PyObject* task = create ? PyObject_Call(create, args, kwargs) : nullptr;
-  Py_XDECREF(create);
-  Py_XDECREF(kwargs);
-  Py_XDECREF(args);
-  Py_XDECREF(ctx);
+  PyObject* task = nullptr;
+  if (ctx) {
+    PyObject* args[2] = {coro, ctx};  // create_task(coro, context=ctx), vectorcall
+    task = PyObject_Vectorcall(create, args, 1, kwnames);
+    Py_DECREF(ctx);
+  }
+  Py_DECREF(create);
   return task;
 }
 

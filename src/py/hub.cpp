@@ -524,17 +524,21 @@ PyObject* set_loop(PyObject*, PyObject* loop) {
   Py_CLEAR(g_hub->loop);
   Py_CLEAR(g_hub->create_future);
   Py_CLEAR(g_hub->call_soon);
+  Py_CLEAR(g_hub->create_task);
   g_hub->flush_scheduled = false;
   if (loop != Py_None) {
     PyObject* cf = PyObject_GetAttrString(loop, "create_future");
     PyObject* cs = cf ? PyObject_GetAttrString(loop, "call_soon") : nullptr;
-    if (!cs) {
+    PyObject* ct = cs ? PyObject_GetAttrString(loop, "create_task") : nullptr;
+    if (!ct) {
       Py_XDECREF(cf);
+      Py_XDECREF(cs);
       return nullptr;
     }
     g_hub->loop = Py_NewRef(loop);
     g_hub->create_future = cf;
     g_hub->call_soon = cs;
+    g_hub->create_task = ct;
   }
   flush_submissions();
   Py_RETURN_NONE;
@@ -692,6 +696,7 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
   Py_CLEAR(g_hub->loop);
   Py_CLEAR(g_hub->create_future);
   Py_CLEAR(g_hub->call_soon);
+  Py_CLEAR(g_hub->create_task);
   g_hub->flush_scheduled = false;
   Py_CLEAR(g_hub->exit_exc);
   Py_RETURN_NONE;

@@ -114,6 +114,7 @@ struct Hub {
   PyObject* flush_fn = nullptr;           // owned: _native.flush, for loop.call_soon
   PyObject* create_future = nullptr;      // owned: loop.create_future while the loop is set
   PyObject* call_soon = nullptr;          // owned: loop.call_soon while the loop is set
+  PyObject* create_task = nullptr;        // owned: loop.create_task while the loop is set
   PyObject* s_done = nullptr;             // interned method names
   PyObject* s_set_result = nullptr;
   PyObject* s_set_exception = nullptr;
