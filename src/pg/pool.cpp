@@ -191,7 +191,12 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     req->conn = s.conn;
     s.conn->load().fetch_add(1, std::memory_order_relaxed);
     auto c = s.conn;
-    d.add([c, req] { post_to(*c, [c, req] { c->submit(req); }); });
+    // Posted now, under the pool lock, not deferred: a query routed by another thread just
+    // after this one must not reach the connection first (statements keep the order in which
+    // they were routed — found by PgPool.ErrorInPipelineFailsOnlyItsOwnQuery under TSan).
+    // asio::post runs nothing inline, so posting under the lock is safe.
+    post_to(*c, [c, req] { c->submit(req); });
+    (void)d;
   }
 
   void grow(Deferred& d) {
