@@ -170,7 +170,7 @@ def run(cfg: Dict) -> Dict:
     plan = [(s, w, contenders.for_scenario(s, cfg["servers"])) for s in scenarios
             for w in cfg["workers"]]
     total = sum(len(cs) for _, _, cs in plan) * cfg["rounds"]
-    per = cfg["duration_s"] + cfg["warmup_s"] + 1.2  # + start, readiness, stop
+    per = cfg["duration_s"] + cfg["warmup_s"] + 0.5  # + start, readiness, stop
     print(f"bench/http: {total} measurements, about {total * per / 60:.0f} min", file=sys.stderr)
     st = stamp(ROOT, packages=PACKAGES, reproduce="make bench-http")
     st["versions"].update(wrk=_tool_version(["wrk", "--version"]),
