@@ -157,6 +157,22 @@ def test_threads_sets_the_io_threads(project):
     assert counts[1] - counts[0] == 2
 
 
+@pytest.mark.parametrize("toml, environ, expected", [
+    ("[server]\nworkers = 1\nthreads = 1\n", {}, 50),              # 2 threads: spins on >= 2 cores
+    ("[server]\nworkers = 64\n", {}, 0),                            # more threads than cores
+    ("[server]\nworkers = 64\n[runtime]\nspin_us = 20\n", {}, 20),   # set in the file: kept
+    ("[server]\nworkers = 64\n", {"PUFF_SPIN_US": "7"}, 7),          # set by a variable: kept
+])
+def test_spin_is_off_by_default_when_workers_outnumber_the_cores(tmp_path, toml, environ, expected):
+    from puff import config
+    from puff._serve import runtime_options
+    if expected == 50 and (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    (tmp_path / "puff.toml").write_text(toml)
+    cfg = config.load(tmp_path / "puff.toml", environ=dict(environ), dotenv=False)
+    assert runtime_options(cfg).spin_us == expected
+
+
 def test_access_log(project):
     srv = start(project, args=("--access-log",))
     try:
