@@ -99,3 +99,8 @@ fuzz-smoke: deps
 .PHONY: bench-http
 bench-http: build
 	@bash bench/http/run.sh
+
+# puff.postgres against asyncpg, psycopg 3 and psycopg2 (docs/bench.md); not part of `make test`.
+.PHONY: bench-postgres
+bench-postgres: build
+	@bash bench/postgres/run.sh
