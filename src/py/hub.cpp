@@ -176,6 +176,11 @@ void flush_submissions() noexcept {
   std::size_t i = h.submit_rr;
   for (core::WakeNode* n = head; n;) {
     core::WakeNode* following = n->next;
+    if (static_cast<Op*>(n)->run_inline()) {
+      static_cast<Op*>(n)->run();  // its completion is delivered by a later round: `n` stays valid
+      n = following;
+      continue;
+    }
     std::size_t t = i++ % threads;
     n->next = nullptr;
     if (tails[t]) {

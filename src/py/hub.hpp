@@ -49,6 +49,10 @@ class Op : public Completion {
    *  exception thrown in). The op still completes (and is then freed); override to stop the work
    *  early, e.g. cancel a query. Not called for asyncio futures (yet). */
   virtual void on_abandoned() {}
+  /** True when run() only hands work to other threads (never blocks, never touches Python
+   *  objects, never completes before returning): the Python thread then calls it itself when it
+   *  flushes a round's ops, GIL held, which saves waking an I/O thread just to run it. */
+  virtual bool run_inline() const noexcept { return false; }
   /** Hands run() to an I/O thread. From the Python thread ops are batched: one post per
    *  scheduler round carries every op started in it. GIL held. */
   void launch();

@@ -110,6 +110,7 @@ class QueryOp final : public Op {
   }
   PyObject* result() override { return build_result(result_); }
   void on_abandoned() override { cancel_->cancel(); }
+  bool run_inline() const noexcept override { return true; }  // the pool posts to the connection
   std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
 
  private:
@@ -133,6 +134,7 @@ class AcquireOp final : public Op {
     }));
   }
   void on_abandoned() override { cancel_->cancel(); }  // a lease granted anyway is released unused
+  bool run_inline() const noexcept override { return true; }
   std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
   PyObject* result() override {
     if (!*lease_) return raise_pg_error(*lease_->error());
@@ -204,6 +206,7 @@ class QueryManyOp final : public Op {
     }
   }
   void on_abandoned() override { cancel_->cancel(); }
+  bool run_inline() const noexcept override { return true; }
   std::shared_ptr<CancelState> cancel_state() const { return cancel_; }
   PyObject* result() override {
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(results_.size()));
