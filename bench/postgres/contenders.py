@@ -74,14 +74,24 @@ def _puff(body: Callable[[Timer], int], t: Timer, mode: str = "greenlet") -> int
     import puff.postgres as pg
 
     pg.configure("bench", url=URL, pool_size=POOL)
-    t.info.update(mode=mode, pool_size=POOL)
+    opts = puff.RuntimeOptions(
+        io_threads=int(os.environ.get("BENCH_PUFF_IO_THREADS", "0")),
+        spin_us=int(os.environ.get("BENCH_PUFF_SPIN_US", str(puff.RuntimeOptions.spin_us))))
     out = []
+
+    def main():
+        from puff import _native
+
+        t.info.update(mode=mode, pool_size=POOL, io_threads=_native.stats()["io_threads"],
+                      spin_us=opts.spin_us)
+        out.append(body(t))
+
     if mode == "asyncio":
         async def amain():
             out.append(await body(t))
-        puff.run(amain)
+        puff.run(amain, options=opts)
     else:
-        puff.run(lambda: out.append(body(t)))
+        puff.run(main, options=opts)
     return out[0]
 
 
@@ -233,8 +243,11 @@ def asyncpg_rows(n: int, t: Timer) -> int:
     k = fetches(n)
 
     async def body(t: Timer) -> int:
-        t.info.update(rows_as="asyncpg.Record (not converted to tuples); jsonb as str (asyncpg's default)")
+        t.info.update(rows_as="asyncpg.Record (not converted to tuples); jsonb decoded with json.loads "
+                      "(a type codec: asyncpg returns str by default)")
         conn = await asyncpg.connect(URL)
+        await conn.set_type_codec("jsonb", schema="pg_catalog", decoder=json.loads,
+                                  encoder=json.dumps, format="text")
         try:
             check_rows(await conn.fetch(data.SELECT_ROWS))
             t.start()

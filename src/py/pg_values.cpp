@@ -25,6 +25,10 @@ struct Imports {
   PyObject* ip_network = nullptr;
   PyObject* utc = nullptr;          // datetime.timezone.utc
   PyObject* timezone = nullptr;     // datetime.timezone
+  PyObject* json_scan = nullptr;    // json's C scanner: scan(text, 0) -> (value, end)
+  PyObject* uuid_int = nullptr;     // UUID's slot descriptors (UUID.__init__ is Python code: a
+  PyObject* uuid_is_safe = nullptr;  // UUID is built as __init__ would, from C)
+  PyObject* uuid_safe_unknown = nullptr;  // uuid.SafeUUID.unknown
 };
 Imports g;
 
@@ -57,6 +61,44 @@ PyObject* tz_from_offset(std::int32_t seconds) {
 
 PyObject* decode_array_value(pg::Oid type, std::string_view in);
 
+/** jsonb's text (server-made: no surrounding white space) through json's C scanner, which
+ *  json.loads reaches only after two Python frames and a regex; json.loads for anything else, so
+ *  errors read as they would from it. */
+PyObject* json_value(std::string_view text) {
+  PyObject* s = utf8(text);
+  if (!s) return nullptr;
+  PyObject* args[] = {s, nullptr};
+  args[1] = PyLong_FromLong(0);
+  PyObject* r = args[1] ? PyObject_Vectorcall(g.json_scan, args, 2, nullptr) : nullptr;
+  Py_XDECREF(args[1]);
+  if (r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 &&
+      PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 1)) == PyUnicode_GET_LENGTH(s)) {
+    PyObject* v = Py_NewRef(PyTuple_GET_ITEM(r, 0));
+    Py_DECREF(r);
+    Py_DECREF(s);
+    return v;
+  }
+  Py_XDECREF(r);
+  PyErr_Clear();
+  return call1(g.json_loads, s);
+}
+
+/** uuid.UUID(bytes=b) without running UUID.__init__: what it stores, set through the slots. */
+PyObject* new_uuid(const unsigned char* bytes16) {
+  auto* type = reinterpret_cast<PyTypeObject*>(g.uuid);
+  PyObject* u = type->tp_alloc(type, 0);
+  if (!u) return nullptr;
+  PyObject* value = _PyLong_FromByteArray(bytes16, 16, /*little_endian=*/0, /*is_signed=*/0);
+  if (!value || Py_TYPE(g.uuid_int)->tp_descr_set(g.uuid_int, u, value) < 0 ||
+      Py_TYPE(g.uuid_is_safe)->tp_descr_set(g.uuid_is_safe, u, g.uuid_safe_unknown) < 0) {
+    Py_XDECREF(value);
+    Py_DECREF(u);
+    return nullptr;
+  }
+  Py_DECREF(value);
+  return u;
+}
+
 }  // namespace
 
 bool pg_values_init() {
@@ -71,7 +113,24 @@ bool pg_values_init() {
   g.ip_network = g.ip_interface ? import_attr("ipaddress", "ip_network") : nullptr;
   g.timezone = g.ip_network ? import_attr("datetime", "timezone") : nullptr;
   g.utc = g.timezone ? PyObject_GetAttrString(g.timezone, "utc") : nullptr;
-  g.ready = g.utc != nullptr;
+  if (g.utc) {
+    PyObject* decoder = import_attr("json.decoder", "JSONDecoder");
+    PyObject* inst = decoder ? PyObject_CallNoArgs(decoder) : nullptr;
+    g.json_scan = inst ? PyObject_GetAttrString(inst, "scan_once") : nullptr;
+    Py_XDECREF(inst);
+    Py_XDECREF(decoder);
+  }
+  g.uuid_int = g.json_scan ? PyObject_GetAttrString(g.uuid, "int") : nullptr;
+  g.uuid_is_safe = g.uuid_int ? PyObject_GetAttrString(g.uuid, "is_safe") : nullptr;
+  if (g.uuid_is_safe) {
+    PyObject* safe = import_attr("uuid", "SafeUUID");
+    g.uuid_safe_unknown = safe ? PyObject_GetAttrString(safe, "unknown") : nullptr;
+    Py_XDECREF(safe);
+  }
+  g.ready = g.uuid_safe_unknown != nullptr && Py_TYPE(g.uuid_int)->tp_descr_set &&
+            Py_TYPE(g.uuid_is_safe)->tp_descr_set && PyType_Check(g.uuid);
+  if (g.uuid_safe_unknown && !g.ready)
+    PyErr_SetString(PyExc_RuntimeError, "puff: uuid.UUID has no 'int'/'is_safe' slots");
   return g.ready;
 }
 
@@ -176,7 +235,7 @@ PyObject* decode_value(pg::Oid type, std::string_view in) {
     case Codec::kJsonb: {
       std::string_view text;
       if ((e = pg::decode_jsonb(in, text)) != pg::Error::kNone) return bad(type, e);
-      return call1(g.json_loads, utf8(text));
+      return json_value(text);
     }
     case Codec::kBytea:
       return PyBytes_FromStringAndSize(in.data(), static_cast<Py_ssize_t>(in.size()));
@@ -232,12 +291,7 @@ PyObject* decode_value(pg::Oid type, std::string_view in) {
     case Codec::kUuid: {
       pg::Uuid u;
       if ((e = pg::decode_uuid(in, u)) != pg::Error::kNone) return bad(type, e);
-      PyObject* args = PyTuple_New(0);
-      PyObject* kw = Py_BuildValue("{s:y#}", "bytes", reinterpret_cast<const char*>(u.data()), Py_ssize_t{16});
-      PyObject* r = args && kw ? PyObject_Call(g.uuid, args, kw) : nullptr;
-      Py_XDECREF(args);
-      Py_XDECREF(kw);
-      return r;
+      return new_uuid(u.data());
     }
     case Codec::kInet:
     case Codec::kCidr: {
@@ -303,6 +357,14 @@ PyObject* decode_rows(const pg::Result& r) {
   }
   PyObject* list = PyList_New(rows);
   if (!list) return nullptr;
+  // Nothing built here can form a cycle, yet every tuple, dict and list counts towards the cyclic
+  // GC's next collection, which would then scan the whole half-built result again and again.
+  struct GcPause {
+    int was_enabled = PyGC_Disable();
+    ~GcPause() {
+      if (was_enabled) PyGC_Enable();
+    }
+  } gc_pause;
   for (int i = 0; i < rows; ++i) {
     PyObject* row = PyTuple_New(cols);
     if (!row) {
