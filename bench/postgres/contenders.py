@@ -165,7 +165,7 @@ def puff_executemany(n: int, t: Timer) -> int:
     def body(t: Timer) -> int:
         conn = pg.connect("bench")
         cur = conn.cursor()
-        cur.executemany(data.INSERT_PYFORMAT, data.insert_rows(50))  # warm-up (prepares)
+        cur.executemany(data.INSERT_PYFORMAT, rows)  # warm-up: the same statements (prepared)
         conn.commit()
         t.start()
         cur.executemany(data.INSERT_PYFORMAT, rows)
@@ -270,7 +270,7 @@ def asyncpg_executemany(n: int, t: Timer) -> int:
         conn = await asyncpg.connect(URL)
         try:
             async with conn.transaction():
-                await conn.executemany(data.INSERT_DOLLAR, data.insert_rows(50))
+                await conn.executemany(data.INSERT_DOLLAR, rows)
             t.start()
             async with conn.transaction():
                 await conn.executemany(data.INSERT_DOLLAR, rows)
@@ -369,7 +369,7 @@ def psycopg_executemany(n: int, t: Timer) -> int:
     rows = data.insert_rows(n)
     with psycopg.connect(URL) as conn:
         cur = conn.cursor()
-        cur.executemany(data.INSERT_PYFORMAT, data.insert_rows(50))
+        cur.executemany(data.INSERT_PYFORMAT, rows)
         conn.commit()
         t.start()
         cur.executemany(data.INSERT_PYFORMAT, rows)
@@ -482,7 +482,7 @@ def psycopg2_executemany(n: int, t: Timer) -> int:
     rows = data.insert_rows(n)
     conn = psycopg2.connect(URL)
     cur = conn.cursor()
-    cur.executemany(data.INSERT_PYFORMAT, data.insert_rows(50))
+    cur.executemany(data.INSERT_PYFORMAT, rows)
     conn.commit()
     t.info.update(how="cursor.executemany (one round trip per row; execute_batch is not DB-API)")
     t.start()

@@ -16,6 +16,7 @@ import time as _time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from . import _native
+from . import _pg_batch
 from . import _pg_sql
 from ._scheduler import ASYNCIO, current_mode
 
@@ -493,7 +494,11 @@ class Cursor:
 
     def _executemany(self, sql: str, seq: Any):
         self._check()
-        bound = [self._bind(sql, p) for p in seq]
+        seq = seq if isinstance(seq, (list, tuple)) else list(seq)
+        # In a transaction a plain INSERT runs as multi-row INSERTs (_pg_batch.py).
+        bound = None if self.connection.autocommit else _pg_batch.insert_batches(sql, seq)
+        if bound is None:
+            bound = [self._bind(sql, p) for p in seq]
         self._rows, self._description, self.rowcount = None, None, -1
         if not bound:
             self.rowcount = 0

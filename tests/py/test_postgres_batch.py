@@ -1,0 +1,87 @@
+"""executemany's multi-row INSERTs inside a transaction (python/puff/_pg_batch.py)."""
+
+import uuid
+
+import pytest
+
+import puff
+from puff import _pg_batch
+from puff import postgres as pg
+
+URL = __import__("os").environ.get("PUFF_TEST_POSTGRES_URL")
+needs_pg = pytest.mark.skipif(not URL, reason="PUFF_TEST_POSTGRES_URL is not set")
+
+
+# ---- pure: which statements are rewritten, and into what -------------------------------------------
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO t VALUES (%s, %s)",
+    "insert into s.t (a, b) values (%s,%s);",
+    'INSERT INTO "My ""T""" ("a", b) VALUES ( %(x)s , %(y)s )',
+    "INSERT INTO t (a, b) VALUES ($1, $2)",
+])
+def test_plain_inserts_are_batched(sql):
+    rows = [{"x": i, "y": -i} for i in range(5)] if "%(" in sql else [(i, -i) for i in range(5)]
+    out = _pg_batch.insert_batches(sql, rows)
+    assert [len(p) for _, p in out] == [8, 2]  # 4 rows, then 1 (powers of two)
+    assert out[0][0].lower().endswith("values ($1, $2), ($3, $4), ($5, $6), ($7, $8)")
+    assert out[0][1] == [0, 0, 1, -1, 2, -2, 3, -3] and out[1][1] == [4, -4]
+
+
+@pytest.mark.parametrize("sql,rows", [
+    ("INSERT INTO t VALUES (%s, %s) ON CONFLICT DO NOTHING", [(1, 2)] * 3),
+    ("INSERT INTO t VALUES (%s, %s) RETURNING a", [(1, 2)] * 3),
+    ("INSERT INTO t VALUES (%s, now())", [(1,)] * 3),
+    ("INSERT INTO t VALUES (%s, %s), (%s, %s)", [(1, 2, 3, 4)] * 3),
+    ("INSERT INTO t SELECT %s, %s", [(1, 2)] * 3),
+    ("UPDATE t SET a = %s WHERE b = %s", [(1, 2)] * 3),
+    ("INSERT INTO t VALUES ($2, $1)", [(1, 2)] * 3),
+    ("INSERT INTO t VALUES (%s, %s)", [(1, 2), (1, 2, 3)]),  # a bad row: the per-row path says why
+    ("INSERT INTO t VALUES (%s, %s)", [(1, 2)]),  # one row: nothing to gain
+])
+def test_other_statements_are_not(sql, rows):
+    assert _pg_batch.insert_batches(sql, rows) is None
+
+
+def test_chunks_split_by_the_parameter_limit():
+    n = 100  # columns: 655 rows per statement at most
+    sql = "INSERT INTO t VALUES (" + ", ".join(["%s"] * n) + ")"
+    out = _pg_batch.insert_batches(sql, [tuple(range(n))] * 1400)
+    assert [len(p) // n for _, p in out] == [655, 655, 64, 16, 8, 2]
+    assert all(len(p) <= _pg_batch.MAX_PARAMS for _, p in out)
+
+
+# ---- against the server ----------------------------------------------------------------------------
+
+
+@needs_pg
+def test_batched_insert_in_a_transaction():
+    name = f"t_batch_{uuid.uuid4().hex[:8]}"
+
+    def main():
+        pg.configure("default", URL, pool_size=4)
+        auto = pg.connect(autocommit=True)
+        auto.execute(f"create table {name} (n serial, id int primary key, s text)", prepare=False)
+        try:
+            with pg.connect() as tx:
+                cur = tx.cursor()
+                cur.executemany(f"insert into {name} (id, s) values (%s, %s)",
+                                [(i, f"s{i}") for i in range(2500)])
+                assert cur.rowcount == 2500
+            cur = auto.cursor()
+            cur.execute(f"select count(*), sum(id), min(s) from {name}")
+            assert cur.fetchone() == (2500, sum(range(2500)), "s0")
+            cur.execute(f"select id from {name} order by n")
+            assert [r[0] for r in cur.fetchall()] == list(range(2500))  # in order
+            tx = pg.connect()
+            with pytest.raises(pg.UniqueViolation):
+                tx.cursor().executemany(f"insert into {name} (id, s) values (%s, %s)",
+                                        [(5000 + i, "x") for i in range(1500)] + [(7, "dup")])
+            tx.rollback()
+            cur.execute(f"select count(*) from {name}")
+            assert cur.fetchone() == (2500,)
+        finally:
+            auto.execute(f"drop table {name}", prepare=False)
+
+    puff.run(main)
