@@ -119,6 +119,21 @@ bool Exchange::write(std::string bytes, bool last) {
   return true;
 }
 
+bool Exchange::write_ref(std::string prefix, std::string_view body, std::shared_ptr<const void> hold,
+                         std::string suffix, bool last) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (closed_ || aborted_) return false;
+    out_queued_ += prefix.size() + body.size() + suffix.size();
+    if (!prefix.empty()) out_.emplace_back(std::move(prefix));
+    if (!body.empty()) out_.emplace_back(body, std::move(hold));
+    if (!suffix.empty()) out_.emplace_back(std::move(suffix));
+    if (last) out_last_ = true;
+  }
+  if (wake_io) wake_io();
+  return true;
+}
+
 std::size_t Exchange::queued() const {
   std::lock_guard<std::mutex> lock(m_);
   return out_queued_;
@@ -199,7 +214,7 @@ void Exchange::io_body_error(std::string why, int http_status) {
   if (body_waiter_) fire(body_waiter_, lock);
 }
 
-void Exchange::io_take_output(std::vector<std::string>& out, bool& last, bool& aborted) {
+void Exchange::io_take_output(std::vector<OutPiece>& out, bool& last, bool& aborted) {
   std::lock_guard<std::mutex> lock(m_);
   for (auto& s : out_) out.push_back(std::move(s));
   out_.clear();

@@ -9,6 +9,8 @@
 // only hand work over (e.g. complete an Op), never block.
 #pragma once
 
+#include "http/out_piece.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -100,6 +102,10 @@ class Exchange {
    *  application frames them). `last` marks the end of the response. Returns false when the
    *  connection is gone (the bytes are dropped). */
   bool write(std::string bytes, bool last);
+  /** write() of `prefix`, then `body` without copying it (`hold` keeps it alive until the socket
+   *  has taken it, or the exchange is dropped), then `suffix`. */
+  bool write_ref(std::string prefix, std::string_view body, std::shared_ptr<const void> hold, std::string suffix,
+                 bool last);
   /** True when this connection can send files with sendfile(2) (plain TCP/Unix, HTTP/1.x). */
   bool sendfile_ok = false;
   /** Ends the response with `head` (its bytes) then `length` bytes of `fd` from `offset`, sent by
@@ -135,7 +141,7 @@ class Exchange {
   void io_body_end();
   void io_body_error(std::string why, int http_status = 0);
   /** Takes everything queued for the socket; `last` tells whether the response is complete. */
-  void io_take_output(std::vector<std::string>& out, bool& last, bool& aborted);
+  void io_take_output(std::vector<OutPiece>& out, bool& last, bool& aborted);
   /** Takes the file part queued by write_file(), once the bytes before it were taken. */
   bool io_take_file(FilePart& out);
   /** Bytes were written; fires the drain waiter if it is due. */
@@ -160,7 +166,7 @@ class Exchange {
   std::uint64_t body_consumed_ = 0;
   std::function<void()> body_waiter_;
   // response
-  std::vector<std::string> out_;
+  std::vector<OutPiece> out_;
   std::size_t out_queued_ = 0;  // queued in out_ + handed to the socket, not yet written
   bool out_last_ = false;
   bool aborted_ = false;

@@ -348,7 +348,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
       nghttp2_session_consume(session_, id, static_cast<size_t>(read));
       st.consumed += read;
     }
-    std::vector<std::string> parts;
+    std::vector<OutPiece> parts;
     bool last = false, aborted = false;
     st.ex->io_take_output(parts, last, aborted);
     if (aborted) {
@@ -356,7 +356,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
       flush();
       return;
     }
-    for (auto& p : parts) st.out += p;
+    for (auto& p : parts) st.out += p.view();
     if (last) st.out_last = true;
     if (!st.head_submitted) {
       auto end = st.out.find("\r\n\r\n");

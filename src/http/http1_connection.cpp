@@ -431,8 +431,9 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     bufs_.clear();
     std::size_t total = 0;
     for (auto& s : writing_now_) {
-      bufs_.emplace_back(s.data(), s.size());
-      total += s.size();
+      std::string_view v = s.view();
+      bufs_.emplace_back(v.data(), v.size());
+      total += v.size();
     }
     t_->write(bufs_, [self = shared_from_this(), total](const error_code& ec, std::size_t n) {
       self->on_written(ec, n, total);
@@ -625,7 +626,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     writing_now_.swap(pending_);
     pending_.clear();
     bufs_.clear();
-    for (auto& s : writing_now_) bufs_.emplace_back(s.data(), s.size());
+    for (auto& s : writing_now_) bufs_.emplace_back(s.view().data(), s.size());
     writing_ = true;
     t_->write(bufs_, [self](const error_code&, std::size_t) {
       self->writing_ = false;
@@ -661,7 +662,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   std::string inflated_;
   bool ws_close_sent_ = false, ws_peer_closed_ = false, ws_close_timer_ = false;
 
-  std::vector<std::string> pending_, writing_now_;
+  std::vector<OutPiece> pending_, writing_now_;
   std::vector<asio::const_buffer> bufs_;
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
   bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;

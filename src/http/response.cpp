@@ -226,6 +226,24 @@ void ResponseWriter::frame_raw(std::string& out, const char* data, std::size_t n
   sent_ += n;
 }
 
+std::size_t ResponseWriter::frame_around(std::string& before, std::string& after, std::size_t n) {
+  if (no_body_ || n == 0) return 0;
+  if (has_length_) {
+    std::uint64_t room = length_ > sent_ ? length_ - sent_ : 0;
+    if (n > room) {
+      n = static_cast<std::size_t>(room);
+      close_ = true;
+    }
+  } else if (chunked_) {
+    char size[24];
+    int len = std::snprintf(size, sizeof size, "%zx\r\n", n);
+    before.append(size, static_cast<std::size_t>(len));
+    after.append("\r\n");
+  }
+  sent_ += n;
+  return n;
+}
+
 std::string ResponseWriter::finish() {
   if (no_body_) return {};
   std::string tail;

@@ -40,6 +40,10 @@ class ResponseWriter {
   std::string head(long long body_size);
   /** Appends `n` body bytes to `out`, framed (and clamped to a declared Content-Length). */
   void frame(std::string& out, const char* data, std::size_t n);
+  /** frame() for `n` body bytes the caller queues itself, uncopied: appends the framing that
+   *  goes before them to `before` and after them to `after`, and returns how many of the `n` to
+   *  send (fewer past an announced length, 0 for a bodiless response). Not when compressing(). */
+  std::size_t frame_around(std::string& before, std::string& after, std::size_t n);
   /** What ends the body (the last chunk for chunked framing), to append after the last frame(). */
   std::string finish();
 

@@ -123,7 +123,7 @@ void WsSession::io_closed(std::uint16_t code, std::string_view reason) {
   if (drain_waiter_) fire(drain_waiter_, lock);
 }
 
-void WsSession::io_take_output(std::vector<std::string>& out, bool& close_queued, ws::Deflate* deflater) {
+void WsSession::io_take_output(std::vector<OutPiece>& out, bool& close_queued, ws::Deflate* deflater) {
   std::vector<Outgoing> msgs;
   {
     std::lock_guard<std::mutex> lock(m_);

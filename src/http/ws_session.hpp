@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "http/out_piece.hpp"
 #include "http/ws_deflate.hpp"
 
 namespace puff::http {
@@ -59,7 +60,7 @@ class WsSession {
   void io_closed(std::uint16_t code, std::string_view reason);
   /** Frames the queued messages (compressing them with `deflater` when given) into `out`;
    *  `close_queued` tells whether the application's close frame is among them or was before. */
-  void io_take_output(std::vector<std::string>& out, bool& close_queued, ws::Deflate* deflater);
+  void io_take_output(std::vector<OutPiece>& out, bool& close_queued, ws::Deflate* deflater);
   void io_written(std::size_t n);
   bool io_wants_more() const;
 

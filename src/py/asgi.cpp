@@ -323,11 +323,8 @@ PyObject* send_body(ChannelObject* c, PyObject* msg) {
   }
   std::string out;
   if (!c->w->head_sent()) out = c->w->head(more ? -1 : static_cast<long long>(n));
-  c->w->frame(out, data, n);
+  queue_body(*c->ex, *c->w, std::move(out), body, data, n, !more);
   if (body) PyBuffer_Release(&view);
-  if (!more) out += c->w->finish();
-  c->ex->keep_alive = c->w->keep_alive();
-  c->ex->write(std::move(out), !more);
   if (more && c->ex->queued() > c->ex->out_high_water) {
     PyObject* fut = new_future();
     if (!fut) return nullptr;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http/exchange.hpp"
+#include "http/response.hpp"
 #include "http/server.hpp"
 #include "py/hub.hpp"
 
@@ -74,6 +75,17 @@ bool wait_output_drained(const std::shared_ptr<http::Exchange>& ex);
 /** Module setup for the types defined in wsgi_input.cpp / http_server.cpp. */
 bool add_http_types(PyObject* module);
 PyObject* new_wsgi_input(const std::shared_ptr<http::Exchange>& ex);
+
+/** A new reference to `o`, released on the Python thread once the holder is dropped (from any
+ *  thread). GIL held. */
+std::shared_ptr<const void> hold_object(PyObject* o);
+/** Body chunks at least this big are queued without a copy when they are `bytes`. */
+inline constexpr std::size_t kZeroCopyMin = 16 * 1024;
+/** Queues `before`, then the body chunk `data`/`n` (of `obj`) framed by `w`, then the end of
+ *  the response if `last`. A large `bytes` chunk is lent to the socket instead of copied (unless
+ *  gzip is on). Updates ex.keep_alive. GIL held. Returns false when the connection is gone. */
+bool queue_body(http::Exchange& ex, http::ResponseWriter& w, std::string before, PyObject* obj, const char* data,
+                std::size_t n, bool last);
 
 /** Closes every open HttpServer (runtime stop, before the I/O threads end). */
 void close_http_servers();

@@ -287,9 +287,11 @@ bool parse_headers(PyObject* headers, http::ResponseWriter& w) {
   return true;
 }
 
-bool send(Response& r, std::string bytes, bool last) {
-  if (!r.ex->write(std::move(bytes), last)) return false;  // client gone
-  if (!last && r.ex->queued() > r.ex->out_high_water) return wait_output_drained(r.ex);
+/** Queues one body chunk (after `before`) and waits while the output is over its high-water
+ *  mark. False when the client is gone (no exception) or the wait failed (exception set). */
+bool send_chunk(Response& r, std::string before, PyObject* obj, const char* data, std::size_t n) {
+  if (!queue_body(*r.ex, r.w, std::move(before), obj, data, n, false)) return false;  // client gone
+  if (r.ex->queued() > r.ex->out_high_water) return wait_output_drained(r.ex);
   return true;
 }
 
@@ -341,9 +343,9 @@ PyObject* write_method(PyObject* o, PyObject* data) {
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
   std::string out;
   if (!r.w.head_sent()) out = r.head(-1);
-  r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+  bool sent = send_chunk(r, std::move(out), data, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
   PyBuffer_Release(&view);
-  if (!send(r, std::move(out), false)) {
+  if (!sent) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ConnectionResetError, "client disconnected");
     return nullptr;
   }
@@ -431,6 +433,10 @@ bool send_body(Response& r, PyObject* result) {
       }
       total += static_cast<std::size_t>(PyBytes_GET_SIZE(items[i]));
     }
+    if (all_bytes && r.started && !r.w.head_sent() && n == 1) {
+      queue_body(*r.ex, r.w, r.head(static_cast<long long>(total)), items[0], PyBytes_AS_STRING(items[0]), total, true);
+      return true;
+    }
     if (all_bytes && r.started && !r.w.head_sent()) {
       std::string out = r.head(static_cast<long long>(total));
       out.reserve(out.size() + total);
@@ -465,10 +471,11 @@ bool send_body(Response& r, PyObject* result) {
       }
       std::string out;
       if (!r.w.head_sent() && view.len > 0) out = r.head(-1);
-      r.frame(out, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+      bool sent = view.len == 0 ||
+                  send_chunk(r, std::move(out), item, static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
       PyBuffer_Release(&view);
       Py_DECREF(item);
-      if (!out.empty() && !send(r, std::move(out), false)) {
+      if (!sent) {
         if (!PyErr_Occurred()) {
           Py_DECREF(it);
           return true;  // the client went away: stop producing, close() still runs

@@ -14,6 +14,8 @@ from websockets.sync.client import connect as ws_connect
 
 from http_helpers import APPS, Server
 
+LARGE_SIZES = (70000, 5, 16384, 16383, 200000, 1, 40000)  # as serve_apps/asgi_app.py
+
 
 def start_asgi(project, toml="", args=(), env=None):
     shutil.copy(APPS / "asgi_app.py", project.root / "app.py")
@@ -43,6 +45,8 @@ def test_fastapi_json_bodies_streaming_and_lifespan_shutdown(project, tmp_path):
         assert status == 200 and body == b"cba" * 10000
         status, headers, body = srv.get("/stream")
         assert status == 200 and body == b"".join(f"part {i}\n".encode() for i in range(5))
+        status, headers, body = srv.get("/large")  # large chunks are lent to the socket uncopied
+        assert status == 200 and body == b"".join(bytes([65 + i]) * n for i, n in enumerate(LARGE_SIZES))
         status, _h, _b = srv.get("/missing")
         assert status == 404
     finally:
@@ -76,6 +80,9 @@ def test_tls_and_http2_over_alpn(project, certs):
             out = subprocess.run(["curl", "-sS", "--cacert", certs[0], f"https://127.0.0.1:{srv.port}/json"],
                                  capture_output=True, text=True, timeout=20).stdout
             assert '"http_version":"2","scheme":"https"' in out
+            large = subprocess.run(["curl", "-sS", "--cacert", certs[0], f"https://127.0.0.1:{srv.port}/large"],
+                                   capture_output=True, timeout=20).stdout
+            assert large == b"".join(bytes([65 + i]) * n for i, n in enumerate(LARGE_SIZES))
         srv.err.wait_for(r"Listening on https://127\.0\.0\.1:")
     finally:
         assert srv.stop() == 0

@@ -74,6 +74,64 @@ TEST(ResponseWriter, UnknownBodyIsChunkedOn11AndCloseDelimitedOn10) {
   EXPECT_FALSE(w10.keep_alive());
 }
 
+TEST(ResponseWriter, FrameAroundMatchesFrameWithoutCopyingTheBody) {
+  // Chunked: the size line before, CRLF after, the whole body lent.
+  ResponseWriter a(1, true, false), b(1, true, false);
+  a.set_status(200);
+  b.set_status(200);
+  a.head(-1);
+  b.head(-1);
+  std::string copied, before = "X", after;
+  a.frame(copied, "abcdef", 6);
+  EXPECT_EQ(b.frame_around(before, after, 6), 6u);
+  EXPECT_EQ("X" + copied, before + "abcdef" + after);
+  EXPECT_EQ(a.finish(), b.finish());
+
+  // A declared length: nothing around, and the lent part stops at the length (then close).
+  ResponseWriter c(1, true, false);
+  c.set_status(200);
+  c.add_header("Content-Length", "4");
+  c.head(4);
+  std::string pre, post;
+  EXPECT_EQ(c.frame_around(pre, post, 3), 3u);
+  EXPECT_EQ(c.frame_around(pre, post, 3), 1u);
+  EXPECT_TRUE(pre.empty() && post.empty());
+  EXPECT_FALSE(c.keep_alive());
+
+  // HEAD: no body bytes at all.
+  ResponseWriter d(1, true, true);
+  d.set_status(200);
+  d.head(10);
+  EXPECT_EQ(d.frame_around(pre, post, 10), 0u);
+}
+
+TEST(Exchange, WriteRefLendsTheBodyAndDropsTheHolderWithTheOutput) {
+  auto held = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = held;
+  std::string body = "lent body";
+  Exchange ex;
+  ASSERT_TRUE(ex.write_ref("head|", body, std::move(held), "|tail", false));
+  EXPECT_EQ(ex.queued(), 5u + body.size() + 5u);
+  std::vector<OutPiece> out;
+  bool last = false, aborted = false;
+  ex.io_take_output(out, last, aborted);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].view().data(), body.data());  // the caller's bytes, not a copy
+  std::string joined;
+  for (auto& p : out) joined += p.view();
+  EXPECT_EQ(joined, "head|lent body|tail");
+  EXPECT_FALSE(watch.expired());
+  out.clear();
+  EXPECT_TRUE(watch.expired());  // written: the holder is released
+
+  // A closed exchange drops the holder at once and says so.
+  auto again = std::make_shared<int>(8);
+  std::weak_ptr<int> watch2 = again;
+  ex.io_closed();
+  EXPECT_FALSE(ex.write_ref("", body, std::move(again), "", true));
+  EXPECT_TRUE(watch2.expired());
+}
+
 TEST(ResponseWriter, HopByHopHeadersAreDroppedAndConnectionCloseHonoured) {
   ResponseWriter w(1, true, false);
   w.set_status(200);

@@ -50,6 +50,22 @@ async def stream():
     return StreamingResponse(gen(), media_type="text/plain")
 
 
+LARGE_SIZES = (70000, 5, 16384, 16383, 200000, 1, 40000)  # around the 16 KiB zero-copy threshold
+
+
+def large_parts():
+    return [bytes([65 + i]) * n for i, n in enumerate(LARGE_SIZES)]
+
+
+@app.get("/large")
+async def large():
+    async def gen():
+        for part in large_parts():
+            yield part
+
+    return StreamingResponse(gen(), media_type="application/octet-stream")
+
+
 @app.websocket("/ws")
 async def ws(websocket: WebSocket):
     await websocket.accept()

@@ -124,6 +124,31 @@ def big_view(environ, start_response):
     return Recorded(environ, (chunk for _ in range(count)))
 
 
+def large_parts():
+    """Distinct chunks around the server's zero-copy threshold (16 KiB), big and small mixed."""
+    sizes = (70000, 5, 16384, 16383, 200000, 1, 40000)
+    return [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+
+
+def large_view(environ, start_response):
+    """Large bodies in every framing: ?mode=chunked|length|short|write|single."""
+    mode = _q(environ, "mode", "chunked")
+    parts = large_parts()
+    headers = [("Content-Type", "application/octet-stream")]
+    if mode == "length":
+        headers.append(("Content-Length", str(sum(map(len, parts)))))
+    elif mode == "short":  # announces less than it sends: the server must stop at the length
+        headers.append(("Content-Length", "100000"))
+    elif mode == "single":
+        return text(start_response, b"".join(parts))
+    write = start_response("200 OK", headers)
+    if mode == "write":
+        for part in parts:
+            write(part)
+        return []
+    return (part for part in parts)
+
+
 def slow_stream_view(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
 
@@ -196,6 +221,7 @@ ROUTES = {
     "/write": validator(write_view),
     "/stream": validator(stream_view),
     "/big": big_view,
+    "/large": large_view,
     "/slow_stream": slow_stream_view,
     "/closed": closed_view,
     "/raise": raise_view,
