@@ -133,6 +133,8 @@ def bind(sql: str, params: Union[Sequence, dict, None]) -> Tuple[str, Optional[S
     if params is None:
         return sql, None
     text, names, count = rewrite(sql)
+    if (params.__class__ is tuple or params.__class__ is list) and names is None and count in (0, len(params)):
+        return text, params  # the common case, without the checks below
     if isinstance(params, dict) or hasattr(params, "keys") and not isinstance(params, (list, tuple)):
         if names is None:
             if count:

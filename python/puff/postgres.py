@@ -455,7 +455,10 @@ class Cursor:
 
     @property
     def description(self) -> Optional[List[Column]]:
-        return self._description
+        d = self._description
+        if d.__class__ is tuple:  # (the result's (name, oid) pairs,): built when first read
+            d = self._description = [Column(n, t, None, None, None, None, None) for n, t in d[0]]
+        return d
 
     @property
     def closed(self) -> bool:
@@ -470,7 +473,7 @@ class Cursor:
     def _store(self, res: tuple) -> None:
         rows, cols, count, tag = res
         self._rows, self._pos, self.statusmessage = rows, 0, tag
-        self._description = None if cols is None else [Column(n, t, None, None, None, None, None) for n, t in cols]
+        self._description = None if cols is None else (cols,)  # see description
         self.rowcount = count
 
     def _bind(self, sql: str, params: Any):
@@ -490,7 +493,25 @@ class Cursor:
     def execute(self, sql: str, params: Any = None, *, prepare: Optional[bool] = None) -> Any:
         """Runs one statement. Returns the cursor (an awaitable of it in a coroutine).
         ``prepare`` defaults to True when there are parameters (the statement is cached)."""
-        return _drive(self._execute(sql, params, params is not None if prepare is None else prepare))
+        if prepare is None:
+            prepare = params is not None
+        conn = self.connection
+        if conn._autocommit and type(self)._execute is Cursor._execute:
+            # Autocommit: one native call on the pool's shared connections, no generator to drive.
+            if self._closed or conn._closed:
+                self._check()
+            text, values = (sql, None) if params is None else self._bind(sql, params)
+            self._rows, self._description, self.rowcount = None, None, -1
+            res = conn._pool.query(text, values, prepare)
+            if res.__class__ is tuple:  # a greenlet or a thread: the result itself
+                self._store(res)
+                return self
+            return self._store_when_done(res)  # a coroutine: an asyncio future
+        return _drive(self._execute(sql, params, prepare))
+
+    async def _store_when_done(self, fut: Any) -> "Cursor":
+        self._store(await fut)
+        return self
 
     def _executemany(self, sql: str, seq: Any):
         self._check()
