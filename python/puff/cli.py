@@ -88,6 +88,8 @@ def _main(argv: List[str]) -> int:
             return EXIT_OK
         parser.error("a command is required (see the list above)")
     _config.current = cfg
+    if cfg.django:  # before Django imports: its postgresql modules may need Puff's psycopg stand-in
+        from .contrib import django as _django  # noqa: F401 (docs/django.md)
     if cfg.add_cwd_to_path and (not sys.path or sys.path[0] != os.getcwd()):
         sys.path.insert(0, os.getcwd())
     custom = cfg.command(command)

@@ -1,0 +1,1 @@
+"""Integrations of Puff with third-party frameworks (``puff.contrib.django``)."""

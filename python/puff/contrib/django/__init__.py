@@ -1,0 +1,39 @@
+"""Django on Puff: the database ENGINE ``puff.contrib.django.postgres`` and ``query_and_params``.
+
+See docs/django.md. Importing this package installs the import hook that lets Django's
+postgresql modules import without psycopg (``_import_hook``); ``puff`` does it at start-up when
+``django = true`` is in puff.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
+from . import _import_hook
+
+_import_hook.install()
+
+__all__ = ["query_and_params"]
+
+
+def query_and_params(queryset: Any) -> Tuple[str, List[Any]]:
+    """``(sql, params)`` for a queryset, with ``$1``, ``$2``, ... placeholders, as
+    ``puff.postgres`` (and Puff's native pools) take them. Compiles the query for the queryset's
+    database without running it (no I/O).
+
+    Placeholders are found by ``puff.postgres``'s SQL tokenizer, not by text replacement: a
+    ``%s`` inside a string constant, a quoted identifier, a dollar-quoted string or a comment
+    stays as written, and ``%%`` becomes ``%``. A queryset that can match nothing (``id__in=[]``)
+    raises Django's ``EmptyResultSet``, as ``str(queryset.query)`` does.
+    """
+    from puff import _pg_sql
+
+    from ._values import adapt_params
+
+    query = getattr(queryset, "query", queryset)
+    sql, params = query.get_compiler(using=getattr(queryset, "db", None) or "default").as_sql()
+    text, names, count = _pg_sql.rewrite(sql)
+    params = list(adapt_params(params))
+    if names is not None or count != len(params):
+        raise ValueError(f"the compiled query has {count} placeholders for {len(params)} parameters: {sql!r}")
+    return text, params
