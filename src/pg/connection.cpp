@@ -323,7 +323,9 @@ void Connection::submit(std::shared_ptr<detail::Request> req) {
 
 void Connection::pump() {
   if (state_ != State::Ready) return;
+  if (copy_pump()) return;
   while (!flush_pending_ && !unsent_.empty() && inflight_.size() < kMaxPipelineDepth) {
+    if (unsent_.front()->query.copy != CopyStep::None) break;  // a COPY waits for the pipeline to drain
     std::shared_ptr<detail::Request> req = std::move(unsent_.front());
     unsent_.pop_front();
     if (req->finished()) {
@@ -451,6 +453,7 @@ bool Connection::send_internal(Kind kind, const std::string& sql) {
 
 void Connection::arm_read() {
   if (reading_ || state_ != State::Ready) return;
+  if (copy_ == CopyMode::Out && !copy_req_) return;  // COPY OUT: read only when asked (flow control)
   reading_ = true;
   auto self = shared_from_this();
   std::uint64_t gen = gen_;
@@ -490,7 +493,11 @@ void Connection::on_readable() {
     lose(why);
     return;
   }
-  drain();
+  if (copy_ != CopyMode::Off)
+    copy_io();
+  else
+    drain();
+  deliver_notifies();
   if (state_ != State::Ready) return;
   if (PQstatus(pg_) == CONNECTION_BAD) {
     lose(trimmed(PQerrorMessage(pg_)));
@@ -508,9 +515,20 @@ void Connection::on_writable() {
     return;
   }
   flush_pending_ = f == 1;
-  drain();
+  if (copy_ != CopyMode::Off)
+    copy_io();
+  else
+    drain();
   if (state_ != State::Ready) return;
   pump();
+}
+
+void Connection::deliver_notifies() {
+  if (!pg_) return;
+  while (PGnotify* n = PQnotifies(pg_)) {
+    if (ev_.notify) ev_.notify(n->relname ? n->relname : "", n->extra ? n->extra : "", n->be_pid);
+    PQfreemem(n);
+  }
 }
 
 void Connection::drain() {
@@ -631,6 +649,15 @@ void Connection::close(const ErrorInfo& why) {
 }
 
 void Connection::fail_all(const ErrorInfo& base, bool handback) {
+  if (copy_req_) {
+    auto req = std::move(copy_req_);
+    copy_req_.reset();
+    finish(req, Result::failure(base));
+  }
+  copy_ = CopyMode::Off;
+  copy_buf_.clear();
+  copy_final_ = Result();
+  copy_have_final_ = copy_done_ = copy_discard_ = false;
   std::deque<Pending> inflight;
   inflight.swap(inflight_);
   for (Pending& p : inflight) {
@@ -683,6 +710,10 @@ void Connection::fail_all(const ErrorInfo& base, bool handback) {
 void Connection::cancel(const std::shared_ptr<detail::Request>& req) {
   if (req->finished()) return;
   req->cancel_requested = true;
+  if (req == copy_req_) {
+    copy_cancel();
+    return;
+  }
   for (auto it = unsent_.begin(); it != unsent_.end(); ++it) {
     if (*it == req) {
       unsent_.erase(it);
@@ -748,6 +779,12 @@ void Connection::unpin(std::function<void()> done) {
 
 void Connection::check_unpin() {
   if (!unpinning_ || state_ != State::Ready) return;
+  if (copy_ != CopyMode::Off) {
+    // Released in the middle of a COPY (its greenlet was killed): the server still expects data
+    // or still sends rows. Dropping the connection is the one clean way out.
+    if (!copy_req_ && unsent_.empty()) lose("the lease was released during a COPY");
+    return;
+  }
   if (!unsent_.empty() || !inflight_.empty()) return;  // the lease's requests (or the ROLLBACK) first
   PGTransactionStatusType ts = PQtransactionStatus(pg_);
   if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {

@@ -122,6 +122,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::function<void(std::vector<std::shared_ptr<detail::Request>>&&)> handback;
     /** Runs a blocking call (PQconnectStartParams' DNS lookup, PQcancel) off the I/O thread. */
     std::function<void(std::function<void()>)> offload;
+    /** A NOTIFY for a channel this connection LISTENs to (channel, payload, sender's pid). Unset:
+     *  notifications are dropped (a shared connection that ran LISTEN does not accumulate them). */
+    std::function<void(std::string_view, std::string_view, int)> notify;
   };
 
   /** Any thread. `ctx` is the I/O thread's context; the connection lives on it. */
@@ -159,9 +162,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int backend_pid() const noexcept { return pid_; }
   std::size_t prepared_count() const noexcept { return stmts_.size(); }
   std::size_t in_pipeline() const noexcept { return inflight_.size(); }
+  /** Between a COPY's Start and its final result (pipeline mode is off meanwhile). */
+  bool in_copy() const noexcept { return copy_ != CopyMode::Off; }
 
   /** Requests sent but not answered, at most (more wait in the connection's queue). */
   static constexpr std::size_t kMaxPipelineDepth = 2048;
+  /** COPY OUT: a Read returns once this many bytes of rows are buffered (or no more are ready). */
+  static constexpr std::size_t kCopyChunk = 64 * 1024;
   /** PQcancel attempts per request (one, then retries 200 ms apart while it still runs). */
   static constexpr int kMaxCancels = 5;
 
@@ -208,6 +215,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Stmt> lookup_stmt(const Query& q, bool* created);
   void drop_stmt(const std::shared_ptr<Stmt>& s);
   void finish(const std::shared_ptr<detail::Request>& req, Result&& r);
+  void deliver_notifies();
+
+  // COPY (connection_copy.cpp): pipeline mode is left for its duration.
+  enum class CopyMode : std::uint8_t { Off, Starting, In, Out, Ending };
+  /** Serves queued COPY steps; false when the ordinary pipeline may run (no COPY involved). */
+  bool copy_pump();
+  void copy_start(std::shared_ptr<detail::Request> req);
+  void copy_step(std::shared_ptr<detail::Request> req);
+  /** After input arrived or output drained: advances the COPY in progress. */
+  void copy_io();
+  void copy_read();
+  void copy_finished();
+  void copy_cancel();
 
   boost::asio::io_context& ctx_;
   std::shared_ptr<const ConnInfo> info_;
@@ -241,6 +261,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool rollback_sent_ = false;
   int rollbacks_ = 0;  // ROLLBACKs sent for the current unpin
   std::function<void()> unpinned_;
+
+  // COPY in progress.
+  CopyMode copy_ = CopyMode::Off;
+  std::shared_ptr<detail::Request> copy_req_;  // the step being served
+  std::string copy_buf_;                        // COPY OUT rows read for the pending Read
+  bool copy_have_final_ = false;
+  bool copy_done_ = false;     // Ending: every result of the COPY statement has arrived
+  bool copy_discard_ = false;  // COPY OUT given up (End/Fail): rows are read and dropped
+  Result copy_final_;          // the COPY statement's own result
 
   // Cancel: one PQcancel at a time; requests sent up to `collateral_hi_` may have been hit by it.
   bool cancel_running_ = false;

@@ -606,6 +606,8 @@ QueryHandle Pool::query(Query q, Callback cb) {
     std::lock_guard<std::mutex> lock(core_->m);
     if (core_->closed) {
       core_->fail_later(req, detail::PoolCore::closed_error(), d);
+    } else if (req->query.copy != CopyStep::None) {
+      core_->fail_later(req, ErrorInfo::make(sqlstate::kInvalidTransactionState, "COPY needs an exclusive connection (a Lease)"), d);
     } else if (kw == "BEGIN" || kw == "START") {
       core_->fail_later(req,
                         ErrorInfo::make(sqlstate::kInvalidTransactionState,

@@ -91,6 +91,12 @@ Result Result::from_pg(PGresult* raw) {
     case PGRES_EMPTY_QUERY:
       r.status_ = Status::Command;
       return r;
+    case PGRES_COPY_IN:
+      r.status_ = Status::CopyIn;
+      return r;
+    case PGRES_COPY_OUT:
+      r.status_ = Status::CopyOut;
+      return r;
     default:
       break;
   }
@@ -123,6 +129,13 @@ Result Result::failure(ErrorInfo error) {
   return r;
 }
 
+Result Result::copy_chunk(std::string data) {
+  Result r;
+  r.status_ = Status::CopyData;
+  if (!data.empty()) r.data_ = std::make_shared<const std::string>(std::move(data));
+  return r;
+}
+
 const ErrorInfo& Result::error() const noexcept { return error_ ? *error_ : empty_error(); }
 
 std::string_view Result::command_tag() const noexcept {
@@ -140,7 +153,10 @@ std::int64_t Result::rows_affected() const noexcept {
 }
 
 int Result::row_count() const noexcept { return res_ && status_ == Status::Rows ? PQntuples(res_.get()) : 0; }
-int Result::column_count() const noexcept { return res_ && status_ == Status::Rows ? PQnfields(res_.get()) : 0; }
+int Result::column_count() const noexcept {
+  bool cols = status_ == Status::Rows || status_ == Status::CopyIn || status_ == Status::CopyOut;
+  return res_ && cols ? PQnfields(res_.get()) : 0;
+}
 
 std::string_view Result::column_name(int col) const noexcept {
   const char* n = res_ ? PQfname(res_.get(), col) : nullptr;

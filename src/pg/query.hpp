@@ -88,6 +88,9 @@ class Result {
     Rows,     // a statement that returns rows (PGRES_TUPLES_OK), possibly zero of them
     Command,  // a statement without rows (PGRES_COMMAND_OK)
     Error,
+    CopyIn,   // CopyStep::Start: the server waits for COPY data (column_count() columns)
+    CopyOut,  // CopyStep::Start: the server sends COPY data
+    CopyData,  // CopyStep::Write (empty) or CopyStep::Read (copy_data(): one or more rows)
   };
 
   /** A cell of a row: a view into the PGresult, valid while any copy of its Result lives. */
@@ -103,6 +106,8 @@ class Result {
    *  ErrorInfo. */
   static Result from_pg(PGresult* res);
   static Result failure(ErrorInfo error);
+  /** A COPY step's outcome that carries data (CopyStep::Read) or none (CopyStep::Write). */
+  static Result copy_chunk(std::string data);
 
   Status status() const noexcept { return status_; }
   bool ok() const noexcept { return status_ != Status::Error; }
@@ -122,18 +127,35 @@ class Result {
   Format column_format(int col) const noexcept;
   Cell cell(int row, int col) const noexcept;
 
+  /** CopyData: the bytes read (whole rows, in the COPY's format); empty otherwise. */
+  std::string_view copy_data() const noexcept { return data_ ? std::string_view(*data_) : std::string_view(); }
+
   /** The libpq result for decoders that want it (null for errors without one). Read only. */
   const PGresult* pg() const noexcept { return res_.get(); }
 
  private:
   std::shared_ptr<PGresult> res_;
   std::shared_ptr<const ErrorInfo> error_;
+  std::shared_ptr<const std::string> data_;
   Status status_ = Status::Error;
 };
 
 /** Receives a query's Result. Runs on an I/O thread (see pool.hpp for the exact rules); must not
  *  block, and must not throw. */
 using Callback = std::function<void(Result&&)>;
+
+/** A step of a COPY on a lease (docs/postgres-internals.md §12). COPY cannot run in pipeline mode:
+ *  Start waits until the lease's pipeline is empty, leaves pipeline mode and sends `sql` (a COPY
+ *  ... FROM STDIN / TO STDOUT) by the simple protocol; the connection enters pipeline mode again
+ *  once the COPY's final result has arrived. Send one step at a time (await each). */
+enum class CopyStep : std::uint8_t {
+  None,   // an ordinary statement
+  Start,  // sql = the COPY statement -> CopyIn / CopyOut (or the statement's own result)
+  Write,  // sql = data (COPY IN) -> CopyData (empty) once the data is on the socket
+  End,    // COPY IN done -> the final result ("COPY n", or the error a row caused)
+  Fail,   // sql = message: abort COPY IN -> the final result (an error, 57014)
+  Read,   // COPY OUT: -> CopyData with the next rows, or the final result when none are left
+};
 
 /** One statement to run. */
 struct Query {
@@ -143,6 +165,8 @@ struct Query {
   /** Run through the connection's prepared-statement cache (Parse once, then Bind/Execute).
    *  Off: an unnamed statement each time (for one-off SQL such as DDL or BEGIN/COMMIT). */
   bool prepare = true;
+  /** Not None: a COPY step (Lease::query only; the pool refuses it on shared connections). */
+  CopyStep copy = CopyStep::None;
 };
 
 /** The first SQL keyword of `sql`, upper-cased, after whitespace and comments ("" if none).

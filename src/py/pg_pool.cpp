@@ -40,6 +40,7 @@ std::unordered_set<LeaseObject*>& all_leases() {
 
 PyObject* build_result(const pg::Result& r) {
   if (!r.ok()) return raise_pg_error(r.error());
+  if (r.status() > pg::Result::Status::Error) return build_copy_result(r);
   if (!pg_values_init()) return nullptr;
   PyObject *rows = Py_None, *cols = Py_None;
   Py_INCREF(Py_None);
@@ -491,6 +492,18 @@ PyObject* lease_query_many(PyObject* o, PyObject* arg) {
   return start_cancellable(new QueryManyOp(nullptr, *self->lease, std::move(qs)));
 }
 
+PyObject* lease_copy(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<LeaseObject*>(o);
+  if (!self->lease) {
+    PyErr_SetString(PyExc_RuntimeError, "the lease was released");
+    return nullptr;
+  }
+  if (!check_hub()) return nullptr;
+  pg::Query q;
+  if (!parse_copy_step(args, nargs, q)) return nullptr;
+  return start_cancellable(new QueryOp(nullptr, *self->lease, std::move(q)));
+}
+
 PyObject* lease_release(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<LeaseObject*>(o);
   if (self->lease) {
@@ -511,6 +524,9 @@ PyMethodDef lease_methods[] = {
      "query(sql, params=(), prepare=True) -> (rows, columns, rowcount, tag). Dual-mode; on the pinned connection."},
     {"query_many", lease_query_many, METH_O,
      "query_many([(sql, params), ...]) -> [result or exception, ...]. Dual-mode; pipelined in order."},
+    {"copy", FASTCALL(lease_copy), METH_FASTCALL,
+     "copy(step, data=b'') -> 'in' | 'out' (start), bytes (read: b'' never; write: b''), or the final "
+     "(rows, columns, rowcount, tag). Dual-mode; one COPY step on the pinned connection (pg_copy.cpp)."},
     {"release", lease_release, METH_NOARGS,
      "release(): returns the connection (after a ROLLBACK if a transaction is open). Idempotent."},
     {nullptr, nullptr, 0, nullptr},
@@ -541,6 +557,7 @@ PyMethodDef module_methods[] = {
 }  // namespace
 
 void close_pg_pools() {
+  close_pg_listeners();
   for (LeaseObject* l : all_leases()) {
     if (!l->lease) continue;
     (*l->lease)->release();
@@ -568,7 +585,7 @@ bool add_pg_types(PyObject* module) {
   if (PyModule_AddObject(module, "PgPool", reinterpret_cast<PyObject*>(&PoolType)) < 0) return false;
   Py_INCREF(&LeaseType);
   if (PyModule_AddObject(module, "PgLease", reinterpret_cast<PyObject*>(&LeaseType)) < 0) return false;
-  return PyModule_AddFunctions(module, module_methods) == 0;
+  return PyModule_AddFunctions(module, module_methods) == 0 && add_pg_listen_types(module);
 }
 
 }  // namespace puff::py

@@ -39,6 +39,17 @@ bool add_pg_types(PyObject* module);
  *  every pool (their Python objects then report "closed"). */
 void close_pg_pools();
 
+/** pg_copy.cpp: a COPY step's result that is not an error: "in" / "out" for Start, bytes for
+ *  Write (empty) and Read. New reference or null with an exception set. */
+PyObject* build_copy_result(const pg::Result& r);
+/** pg_copy.cpp: (step: int, data: bytes | str = b"") -> a COPY step query; false with an
+ *  exception set. */
+bool parse_copy_step(PyObject* const* args, Py_ssize_t nargs, pg::Query& q);
+/** pg_listen.cpp: adds PgListener and PgSubscription to puff._native. */
+bool add_pg_listen_types(PyObject* module);
+/** pg_listen.cpp: at runtime stop: closes every listener (waiting get()s return None). */
+void close_pg_listeners();
+
 /** Every row of `r` as a list of tuples; null with an exception set. */
 PyObject* decode_rows(const pg::Result& r);
 
