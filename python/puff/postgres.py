@@ -3,7 +3,8 @@
 Dual-mode: in a greenlet (or a blocking-pool thread) every call returns its value. In a coroutine
 on Puff's asyncio loop, the calls that wait return awaitables: ``connect`` is plain, but
 ``Cursor.execute``, ``Cursor.executemany``, ``Connection.commit``, ``Connection.rollback`` and
-``Connection.execute`` must be awaited. ``fetch*`` never wait (results are buffered whole).
+``Connection.execute`` must be awaited. ``fetch*`` never wait (results are buffered whole), except
+on named cursors (_pg_cursor.py). COPY is in _pg_copy.py, LISTEN/NOTIFY in _pg_listen.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import collections
 import datetime as _dt
 import os
+import re
 import time as _time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -27,7 +29,8 @@ paramstyle = "pyformat"
 __all__ = [
     "apilevel", "threadsafety", "paramstyle", "connect", "configure", "Connection", "Cursor", "Column",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError", "IntegrityError",
-    "InternalError", "ProgrammingError", "NotSupportedError",
+    "InternalError", "ProgrammingError", "NotSupportedError", "ServerCursor", "Copy", "listen", "Notify",
+    "Subscription",
 ]
 
 
@@ -200,6 +203,8 @@ def Binary(data: Any) -> bytes:  # noqa: N802
     return bytes(data)
 
 
+_PROCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
 Column = collections.namedtuple(
     "Column", "name type_code display_size internal_size precision scale null_ok")
 
@@ -267,6 +272,9 @@ def configure(name: str = "default", url: Optional[str] = None, pool_size: int =
     old = _pools.pop(name, None)
     if old is not None:
         old.close()
+    old_listener = _pg_listen._listeners.pop(name, None)
+    if old_listener is not None:
+        old_listener.close()
 
 
 def _settings(name: str):
@@ -320,6 +328,7 @@ class Connection:
         self._lease: Any = None
         self._closed = False
         self._busy = False
+        self._txn = 0  # counts transactions: a named cursor belongs to one
 
     @property
     def closed(self) -> bool:
@@ -343,8 +352,12 @@ class Connection:
         if self._closed:
             raise InterfaceError("the connection is closed")
 
-    def cursor(self) -> "Cursor":
+    def cursor(self, name: Optional[str] = None, *, withhold: bool = False) -> "Cursor":
+        """A cursor; with ``name``, a server-side cursor that fetches ``itersize`` rows at a time
+        (see docs/postgres.md, "Named cursors")."""
         self._check()
+        if name is not None:
+            return ServerCursor(self, name, withhold)
         return Cursor(self)
 
     def execute(self, sql: str, params: Any = None, *, prepare: Optional[bool] = None) -> Any:
@@ -379,6 +392,7 @@ class Connection:
                 lease.release()
                 raise
             self._lease = lease
+            self._txn += 1
         return (yield self._lease.query(sql, params, prepare))
 
     def _end(self, verb: str):
@@ -594,8 +608,34 @@ class Cursor:
     def rownumber(self) -> Optional[int]:
         return None if self._rows is None else self._pos
 
+    def callproc(self, procname: str, parameters: Sequence = ()) -> Any:
+        """PEP 249 callproc: ``SELECT * FROM procname(%s, ...)``; its rows are fetched as usual.
+        Returns the parameters (an awaitable of them in a coroutine). Postgres functions have no
+        output parameters to update: use the result rows."""
+        params = list(parameters)
+        if not _PROCNAME.match(procname):
+            raise ProgrammingError(f"callproc: {procname!r} is not a function name ([schema.]name)")
+        sql = f"SELECT * FROM {procname}({', '.join(['%s'] * len(params))})"
+
+        def gen():
+            yield from self._execute(sql, params, True)
+            return parameters
+
+        return _drive(gen())
+
+    def nextset(self) -> None:
+        """Always None: one statement, one result set."""
+        self._check()
+        return None
+
     def setinputsizes(self, sizes: Any) -> None:
         pass
+
+    def copy(self, statement: str) -> "Copy":
+        """``COPY ... FROM STDIN`` / ``COPY ... TO STDOUT``, streamed: use the result with
+        ``with`` (``async with`` in a coroutine). See docs/postgres.md, "COPY"."""
+        self._check()
+        return Copy(self, statement)
 
     def setoutputsize(self, size: Any, column: Any = None) -> None:
         pass
@@ -615,3 +655,10 @@ class Cursor:
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
+
+
+# Named cursors, COPY and LISTEN/NOTIFY live in their own modules (they use the names above).
+from ._pg_copy import Copy  # noqa: E402
+from ._pg_cursor import ServerCursor  # noqa: E402
+from . import _pg_listen  # noqa: E402
+from ._pg_listen import Notify, Subscription, listen  # noqa: E402
