@@ -70,7 +70,10 @@ class BlockingPool : public std::enable_shared_from_this<BlockingPool> {
       sigset_t all, old;
       sigfillset(&all);
       pthread_sigmask(SIG_BLOCK, &all, &old);
-      std::thread([self = shared_from_this()] { self->worker(); }).detach();
+      std::thread([self = shared_from_this()] {
+        pthread_setname_np(pthread_self(), "puff-blocking");
+        self->worker();
+      }).detach();
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return;
     }
