@@ -3,9 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <chrono>
 #include <csignal>
-#include <cstdlib>
 #include <pthread.h>
 #include <string>
 
@@ -33,24 +31,7 @@ IoPool::IoPool(std::size_t threads) {
       t_index = static_cast<int>(i);
       std::string name = "puff-io-" + std::to_string(i);  // shown by top -H, perf, gdb
       pthread_setname_np(pthread_self(), name.c_str());
-      auto& ctx = contexts_[i]->ctx;
-      const char* env = std::getenv("PUFF_IO_SPIN_US");
-      long spin = env ? std::atol(env) : 0;
-      if (spin <= 0) {
-        ctx.run();
-        return;
-      }
-      using clock = std::chrono::steady_clock;
-      auto last = clock::now();
-      while (!ctx.stopped()) {
-        if (ctx.poll() > 0) {
-          last = clock::now();
-          continue;
-        }
-        if (clock::now() - last < std::chrono::microseconds(spin)) continue;
-        ctx.run_one();
-        last = clock::now();
-      }
+      contexts_[i]->ctx.run();
     });
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
