@@ -15,6 +15,7 @@ Environment:
   BENCH_OUT                the JSON path (default bench/results/postgres.json; a quick run
                            writes the gitignored bench/results/postgres-quick.json.tmp)
   BENCH_STRICT=1           exit 1 when a goal is missed
+  BENCH_PUFF_IO_THREADS, BENCH_PUFF_SPIN_US   Puff's runtime options (default: its own)
   PUFF_TEST_POSTGRES_URL   the server (run.sh takes it from scripts/services.sh)
 
 `python main.py --render FILE.json` prints the tables of an earlier run again.
