@@ -263,3 +263,53 @@ print(q.id)
         assert status == 200 and "Changed Question text" in page
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("asyncio_on", [False, True], ids=["greenlets", "asyncio-loop-running"])
+def test_concurrent_requests_get_their_own_connections(polls, asyncio_on):
+    """Votes (transaction.atomic) and the 10-query stats page from 8 concurrent clients: each
+    request greenlet has its own Django connection, with or without Puff's asyncio loop."""
+    import threading
+
+    project, _db = polls
+    r = project.run("django", "shell", "-c", """
+from django.utils import timezone
+from polls.models import Question
+q = Question.objects.create(question_text="Concurrent?", pub_date=timezone.now())
+print(q.id, q.choice_set.create(choice_text="A").id)
+""")
+    assert r.returncode == 0, r.stderr
+    qid, cid = map(int, r.stdout.split()[-2:])
+    toml = (project.root / "puff.toml").read_text()
+    if asyncio_on:
+        (project.root / "puff.toml").write_text(toml.replace("django = true\n", "django = true\nasyncio = true\n"))
+    srv = Server(project, "--bind", "127.0.0.1:0")
+    errors = []
+
+    def client():
+        try:
+            browser = _Browser(srv)
+            token = browser.form(f"/polls/{qid}/")["csrfmiddlewaretoken"]
+            for _ in range(5):
+                status, _h, body = browser.request("POST", f"/polls/{qid}/vote/",
+                                                   {"csrfmiddlewaretoken": token, "choice": str(cid)})
+                if status != 302:
+                    errors.append((status, body[:300]))
+                status, _h, body = browser.request("GET", "/polls/stats/")
+                if status != 200:
+                    errors.append((status, body[:300]))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        status, _h, page = _Browser(srv).request("GET", f"/polls/{qid}/results/")
+        assert status == 200 and "A -- 40 votes" in page
+    finally:
+        (project.root / "puff.toml").write_text(toml)
+        assert srv.stop() == 0

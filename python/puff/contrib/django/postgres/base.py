@@ -13,12 +13,25 @@ with connections that are ``puff.postgres`` connections on Puff's pools instead 
    and an ``OPTIONS["isolation_level"]`` is set per transaction (``SET TRANSACTION``).
 4. Django's psycopg pool (``OPTIONS["pool"]`` as True or a dict) is replaced by Puff's pools:
    ``OPTIONS["pool"]`` names one (see ``pools``).
+5. Django keeps its connections per thread; under Puff they are made per greenlet
+   (``puff.contrib.django._connections``), so concurrent requests never share one.
+6. Django's ``async_unsafe`` guard asks "is an event loop running in this thread?". With
+   ``asyncio = true`` Puff's loop runs in the hub and WSGI views run in greenlets beside it, so
+   that question would refuse every query of every view. The guarded methods here ask Puff
+   instead: they refuse only in a coroutine (``DJANGO_ALLOW_ASYNC_UNSAFE`` still lifts it).
 """
 
-from django.core.exceptions import ImproperlyConfigured
+import asyncio
+import functools
+import os
+
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
 from django.db.backends.postgresql import base as _pg_base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
 
+from puff import _scheduler
+
+from .. import _connections
 from . import dbapi, pools
 from .client import DatabaseClient
 from .creation import DatabaseCreation
@@ -91,3 +104,36 @@ class DatabaseWrapper(_pg_base.DatabaseWrapper):
     def is_usable(self):
         # The pool replaces dead connections itself; a Django connection is only a handle.
         return self.connection is not None and not self.connection.closed
+
+
+_connections.install()  # one Django connection per greenlet, see _connections
+
+
+def _in_coroutine() -> bool:
+    mode = _scheduler.current_mode()
+    if mode is not None:
+        return mode == _scheduler.ASYNCIO
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _puff_async_unsafe(func):
+    inner = getattr(func, "__wrapped__", func)
+
+    @functools.wraps(inner)
+    def guarded(*args, **kwargs):
+        if _in_coroutine() and not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+            raise SynchronousOnlyOperation("You cannot call this from an async context - use a thread or "
+                                           "sync_to_async.")
+        return inner(*args, **kwargs)
+
+    return guarded
+
+
+for _name in ("connect", "ensure_connection", "cursor", "commit", "rollback", "close", "savepoint",
+              "savepoint_rollback", "savepoint_commit", "clean_savepoints"):
+    setattr(DatabaseWrapper, _name, _puff_async_unsafe(getattr(_pg_base.DatabaseWrapper, _name)))
+del _name
