@@ -1,5 +1,5 @@
-"""The tables and statements of bench/postgres. Everything lives in the schema `puff_bench`
-of the database in $BENCH_PG_URL, so it never touches the tests' tables.
+"""The tables and statements of bench/postgres, in the database of $BENCH_PG_URL (main.py uses a
+database of its own): the schema `puff_bench`, and the Django scenario's table `bench_item`.
 
     python data.py URL     # (re)creates the schema and fills the rows table; prints nothing
 """
@@ -34,6 +34,16 @@ SELECT i, 'name-' || i || repeat('x', i % 20), i * 1.25, (i * 3.17)::numeric(12,
 FROM generate_series(1, {ROWS}) AS i;
 CREATE TABLE {SCHEMA}.inserts (a int NOT NULL, b text NOT NULL, c float8, d timestamptz);
 ANALYZE {SCHEMA}.mixed;
+DROP TABLE IF EXISTS public.bench_item;
+CREATE TABLE public.bench_item (
+  id int PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL, created timestamptz NOT NULL,
+  active bool NOT NULL
+);
+INSERT INTO public.bench_item
+SELECT i, 'item ' || i, (i * 1.5)::numeric(10, 2), timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
+       i % 2 = 0
+FROM generate_series(1, 1000) AS i;
+ANALYZE public.bench_item;
 """
 
 _T0 = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)

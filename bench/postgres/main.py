@@ -10,7 +10,10 @@ Environment:
   BENCH_QUICK=1            a smoke run (1,000 ops per measurement, 1 round; ~30 s)
   BENCH_ROUNDS             rounds (default 5)
   BENCH_OPS                ops per measurement (default 10,000: the issue's sizes)
-  BENCH_SCENARIOS=a,b      only these of seq, concurrent, rows, executemany
+  BENCH_SCENARIOS=a,b      only these of seq, concurrent, rows, executemany, django
+  BENCH_DJANGO_WORKERS     worker processes per server in the django scenario (default 1,2)
+  BENCH_DJANGO_SERVERS     only these of puff, gunicorn-gevent, granian, uvicorn
+  BENCH_DURATION           seconds of wrk per django measurement (default 3, quick 1)
   BENCH_DRIVERS=puff,...   only these of puff, asyncpg, psycopg, psycopg2
   BENCH_OUT                the JSON path (default bench/results/postgres.json; a quick run
                            writes the gitignored bench/results/postgres-quick.json.tmp)
@@ -28,11 +31,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from typing import Dict, List, Optional
 
 import data
+import django_bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -51,6 +56,8 @@ SCENARIOS = {
              "jsonb, date, bigint with NULLs), 5 fetches per measurement", "rows/s"),
     "executemany": ("executemany of 10k INSERTs (int, text, float8, timestamptz) in one "
                     "transaction", "rows/s"),
+    "django": ("a Django view doing 10 ORM queries (Item.objects.get by primary key), wrk -c64",
+               "req/s"),
 }
 DRIVERS = {
     "puff": "puff.postgres (greenlets)",
@@ -61,8 +68,10 @@ DRIVERS = {
 # (scenario, peer, minimum Puff ÷ peer)
 GOALS = [("seq", "asyncpg", 1.2), ("concurrent", "asyncpg", 3.0), ("rows", "asyncpg", 1.2),
          ("executemany", "asyncpg", 2.0)]
+DJANGO_GOAL = 1.5  # Puff ÷ the best peer setup, per worker count
 PACKAGES = ["puff", "asyncpg", "uvloop", "psycopg", "psycopg-binary", "psycopg-pool",
-            "psycopg2-binary", "greenlet"]
+            "psycopg2-binary", "greenlet", "django", "gunicorn", "gevent", "granian", "uvicorn",
+            "httptools"]
 
 
 def _env_list(name: str) -> List[str]:
@@ -78,6 +87,10 @@ def config() -> Dict:
         "scenarios": _env_list("BENCH_SCENARIOS") or list(SCENARIOS),
         "drivers": _env_list("BENCH_DRIVERS") or list(DRIVERS),
         "callers": 100, "pool_size": 10,
+        "django_workers": [int(w) for w in _env_list("BENCH_DJANGO_WORKERS")] or [1, 2],
+        "django_servers": _env_list("BENCH_DJANGO_SERVERS") or
+        ["puff", "gunicorn-gevent", "granian", "uvicorn"],
+        "duration_s": float(os.environ.get("BENCH_DURATION", 1 if quick else 3)),
         "out": os.environ.get("BENCH_OUT") or os.path.join(
             ROOT, "bench", "results", "postgres-quick.json.tmp" if quick else "postgres.json"),
     }
@@ -220,10 +233,19 @@ def summarize(samples: List[Dict]) -> Dict:
         return statistics.median(s[k] for s in ok)
 
     vals = [s["ops_per_s"] for s in ok]
-    return {"ops_per_s": med("ops_per_s"), "min": min(vals), "max": max(vals),
-            "us_per_op": med("us_per_op"), "cpu_us_per_op": med("cpu_us_per_op"),
-            "pg_cpu_us_per_op": med("pg_cpu_us_per_op"), "samples_ok": len(ok),
-            "samples_failed": len(samples) - len(ok)}
+    out = {"ops_per_s": med("ops_per_s"), "min": min(vals), "max": max(vals),
+           "cpu_us_per_op": med("cpu_us_per_op"), "pg_cpu_us_per_op": med("pg_cpu_us_per_op"),
+           "samples_ok": len(ok), "samples_failed": len(samples) - len(ok)}
+    if "us_per_op" in ok[0]:
+        out["us_per_op"] = med("us_per_op")
+    if "p99_ms" in ok[0]:  # the django scenario (wrk)
+        out["p99_ms"] = med("p99_ms")
+        errors: Dict[str, int] = {}
+        for s in ok:
+            for k, v in s.get("errors", {}).items():
+                errors[k] = errors.get(k, 0) + v
+        out["errors"] = errors
+    return out
 
 
 def run(cfg: Dict) -> Dict:
@@ -239,21 +261,42 @@ def run(cfg: Dict) -> Dict:
     _child_cpu_total()  # the baseline for the children's CPU deltas
     results: Dict = {"benchmark": "Postgres drivers (bench/postgres)", "stamp": st,
                      "config": cfg, "scenarios": {}}
-    total = len(cfg["scenarios"]) * len(cfg["drivers"]) * cfg["rounds"]
     started, done = time.monotonic(), 0
-    print(f"bench/postgres: {total} measurements of {cfg['ops']} ops; load average "
+    print(f"bench/postgres: {cfg['rounds']} rounds of {cfg['scenarios']}; load average "
           f"{st['loadavg_at_start']}", file=sys.stderr)
+    plan = []  # (key in results, scenario, what to rotate: drivers or servers, workers)
     for s in cfg["scenarios"]:
         title, unit = SCENARIOS[s]
+        if s == "django":
+            for w in cfg["django_workers"]:
+                key = f"django_w{w}"
+                plan.append((key, s, cfg["django_servers"], w))
+                results["scenarios"][key] = {
+                    "title": f"{title}, {w} worker process{'es' if w > 1 else ''} per server",
+                    "unit": unit, "workers": w, "drivers": {
+                        d: {"label": django_bench.SERVERS[d][0], "samples": []}
+                        for d in cfg["django_servers"]}}
+            continue
+        plan.append((s, s, cfg["drivers"], 0))
         results["scenarios"][s] = {"title": title, "unit": unit, "drivers": {
             d: {"label": DRIVERS[d], "samples": []} for d in cfg["drivers"]}}
+    total = sum(len(p[2]) for p in plan) * cfg["rounds"]
+    logdir = tempfile.mkdtemp(prefix="bench-postgres-")
+    results["server_logs"] = logdir
+
+    def pg_cpu() -> float:
+        return sum(tree_cpu(pm).values())
+
     for r in range(cfg["rounds"]):
-        for s in cfg["scenarios"]:
-            slots = results["scenarios"][s]["drivers"]
-            for d in _rotated(cfg["drivers"], r):
+        for key, s, names, workers in plan:
+            slots = results["scenarios"][key]["drivers"]
+            for d in _rotated(names, r):
                 done += 1
-                ops = cfg["ops"] * (ROWS_FETCHES if s == "rows" else 1)
-                sample = run_child(d, s, ops, url, pm)
+                if s == "django":
+                    sample = django_bench.measure(d, workers, cfg["duration_s"], url, pg_cpu, logdir)
+                else:
+                    ops = cfg["ops"] * (ROWS_FETCHES if s == "rows" else 1)
+                    sample = run_child(d, s, ops, url, pm)
                 sample["round"] = r
                 slots[d]["samples"].append(sample)
                 if "error" in sample:
@@ -262,7 +305,7 @@ def run(cfg: Dict) -> Dict:
                     line = (f"{sample['ops_per_s']:,.0f} ops/s, CPU {sample['cpu_us_per_op']:.1f} "
                             f"us/op (+ Postgres {sample['pg_cpu_us_per_op']:.1f}), other load "
                             f"{sample['other_cpu_cores']:.2f} cores")
-                print(f"[{done}/{total}] r{r} {s} {d}: {line}", file=sys.stderr, flush=True)
+                print(f"[{done}/{total}] r{r} {key} {d}: {line}", file=sys.stderr, flush=True)
     for sc in results["scenarios"].values():
         for slot in sc["drivers"].values():
             slot["median"] = summarize(slot["samples"])
@@ -301,6 +344,18 @@ def goals(results: Dict) -> List[Dict]:
         verdict = "N.A." if r is None else ("PASS" if r >= target else "MISS")
         out.append({"scenario": s, "peer": peer, "target": target, "ratio": r, "verdict": verdict,
                     "goal": f"{s}: Puff ≥ {target:g}× {peer}"})
+    for key, sc in results["scenarios"].items():
+        if not key.startswith("django_"):
+            continue
+        peers = {d: _rate(results, key, d) for d in sc["drivers"] if d != "puff"}
+        peers = {d: v for d, v in peers.items() if v}
+        best = max(peers, key=peers.get) if peers else None
+        puff = _rate(results, key, "puff")
+        r = round(puff / peers[best], 3) if puff and best else None
+        errors = ((sc["drivers"].get("puff") or {}).get("median") or {}).get("errors")
+        verdict = "N.A." if r is None else ("PASS" if r >= DJANGO_GOAL and not errors else "MISS")
+        out.append({"scenario": key, "peer": best, "target": DJANGO_GOAL, "ratio": r,
+                    "verdict": verdict, "goal": f"{key}: Puff ≥ {DJANGO_GOAL:g}× the best peer ({best})"})
     return out
 
 
@@ -334,6 +389,9 @@ def render(results: Dict) -> str:
            ""]
     for s, sc in results["scenarios"].items():
         puff = _rate(results, s, "puff")
+        if s.startswith("django_"):
+            out += _render_django(s, sc, puff)
+            continue
         out += [f"### {s}: {sc['title']} ({sc['unit']})", "",
                 f"| driver | {sc['unit']} | (min – max) | Puff ÷ driver | µs/op | CPU µs/op | "
                 f"Postgres CPU µs/op |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -363,6 +421,25 @@ def render(results: Dict) -> str:
     if notes:
         out += ["", "How each ran: " + "; ".join(notes) + "."]
     return "\n".join(out)
+
+
+def _render_django(s: str, sc: Dict, puff: Optional[float]) -> List[str]:
+    out = [f"### {s}: {sc['title']} ({sc['unit']})", "",
+           "| server | req/s | (min – max) | Puff ÷ server | p99 ms | CPU µs/req | Postgres CPU µs/req "
+           "| errors |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for d, slot in sc["drivers"].items():
+        m = slot.get("median") or {}
+        if not m:
+            why = next((x["error"] for x in slot["samples"] if "error" in x), "not measured")
+            out.append(f"| {slot['label']} | failed: {why[:200].replace('|', '/')} | | | | | | |")
+            continue
+        ratio = f"{puff / m['ops_per_s']:.2f}×" if puff else "–"
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(m["errors"].items())) or "0"
+        out.append(f"| {slot['label']} | {_fmt(m['ops_per_s'])} | {_fmt(m['min'])} – {_fmt(m['max'])} | "
+                   f"{ratio} | {m['p99_ms']:.2f} | {m['cpu_us_per_op']:.0f} | {m['pg_cpu_us_per_op']:.0f} | "
+                   f"{errs} |")
+    out.append("")
+    return out
 
 
 def main(argv: List[str]) -> int:

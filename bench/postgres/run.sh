@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 
 source bench/common/venv.sh
 bench_venv
-bench_pins asyncpg uvloop psycopg psycopg-binary psycopg-pool psycopg2-binary greenlet
+bench_pins asyncpg uvloop psycopg psycopg-binary psycopg-pool psycopg2-binary greenlet \
+  django gunicorn gevent granian uvicorn httptools
 bench_puff
 bash scripts/services.sh start >&2
 eval "$(bash scripts/services.sh env | grep PUFF_TEST_POSTGRES_URL)"
