@@ -75,6 +75,47 @@ def test_migrate_is_idempotent_and_showmigrations(polls):
     assert r.returncode == 0 and 'CREATE TABLE "polls_question"' in r.stdout, r.stderr
 
 
+MIGRATION_0002 = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("polls", "0001_initial")]
+    operations = [
+        migrations.AddField("choice", "note", models.CharField(max_length=20, null=True)),
+        # null -> not null with a default: "UPDATE ...; SET CONSTRAINTS ALL IMMEDIATE"
+        migrations.AlterField("choice", "note", models.CharField(max_length=20, default="n/a")),
+        # an inline foreign key: "... REFERENCES ...; SET CONSTRAINTS ... IMMEDIATE"
+        migrations.AddField("question", "parent", models.ForeignKey("polls.question", null=True,
+                                                                      on_delete=models.SET_NULL)),
+        # a new target drops the old constraint: "SET CONSTRAINTS ... IMMEDIATE; ALTER TABLE ..."
+        migrations.AlterField("question", "parent", models.ForeignKey("polls.choice", null=True,
+                                                                        on_delete=models.SET_NULL)),
+        migrations.AddIndex("choice", models.Index(fields=["votes", "note"], name="choice_votes_note")),
+        migrations.RenameField("choice", "note", "remark"),
+        migrations.RunSQL("UPDATE polls_choice SET remark = 'a;b' WHERE choice_text = '%s;'; SELECT 1",
+                          migrations.RunSQL.noop),
+    ]
+"""
+
+
+def test_schema_changes_apply_and_reverse(polls):
+    """DDL Django sends as several statements in one string, forwards and backwards."""
+    project, _db = polls
+    project.write("polls/migrations/0002_schema_changes.py", MIGRATION_0002)
+    try:
+        r = project.run("django", "migrate", "polls", "--no-input")
+        assert r.returncode == 0 and "Applying polls.0002_schema_changes... OK" in r.stdout, r.stdout + r.stderr
+        r = project.run("django", "sqlmigrate", "polls", "0002")
+        assert r.returncode == 0 and "SET CONSTRAINTS ALL IMMEDIATE" in r.stdout, r.stderr
+        r = project.run("django", "migrate", "polls", "0001", "--no-input")
+        assert r.returncode == 0 and "Unapplying polls.0002_schema_changes... OK" in r.stdout, r.stdout + r.stderr
+    finally:
+        (project.root / "polls/migrations/0002_schema_changes.py").unlink()
+    r = project.run("django", "migrate", "--check")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_the_apps_own_test_suite_passes(polls):
     project, database = polls
     r = project.run("django", "test", "polls", "--no-input", timeout=120)

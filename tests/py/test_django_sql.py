@@ -174,3 +174,34 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_result_converters():
+    import ipaddress
+
+    from django.db.models.fields.json import KeyTransform
+
+    from puff.contrib.django.postgres import operations as ops_module
+
+    assert ops_module._json_text({"a": [1, None]}, None, None) == '{"a": [1, null]}'
+    assert ops_module._json_text("123", None, None) == '"123"'  # a JSON string stays a string
+    key = KeyTransform("k", "data")
+    assert ops_module._json_text({"a": 1}, key, None) == {"a": 1} and ops_module._json_text(None, None, None) is None
+    assert ops_module._inet_text(ipaddress.ip_interface("10.0.0.1/32"), None, None) == "10.0.0.1"
+    assert ops_module._inet_text(ipaddress.ip_interface("10.0.0.1/8"), None, None) == "10.0.0.1/8"
+    assert ops_module._inet_text(ipaddress.ip_network("10.0.0.0/8"), None, None) == "10.0.0.0/8"
+
+
+def test_datetimes_follow_use_tz_and_time_zone():
+    from django.db import connections
+    from django.test import override_settings
+
+    ops = connections["default"].ops
+    noon_utc = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone.utc)
+    assert ops._datetime_converter() is None  # USE_TZ and UTC: the driver's values as they are
+    with override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris"):
+        assert ops._datetime_converter()(noon_utc, None, None) == dt.datetime(2024, 1, 1, 13, 0)
+        sent = ops.adapt_datetimefield_value(dt.datetime(2024, 7, 1, 12, 0))
+        assert sent.utcoffset() == dt.timedelta(hours=2)  # naive = TIME_ZONE time, sent aware
+    wrapper = type(connections["default"])({**connections["default"].settings_dict, "TIME_ZONE": "Asia/Tokyo"})
+    assert wrapper.ops._datetime_converter()(noon_utc, None, None).isoformat() == "2024-01-01T21:00:00+09:00"

@@ -1,7 +1,8 @@
 """Django on Puff: the database ENGINE ``puff.contrib.django.postgres`` and ``query_and_params``.
 
 See docs/django.md. Importing this package installs the import hook that lets Django's
-postgresql modules import without psycopg (``_import_hook``); ``puff`` does it at start-up when
+postgresql modules import without psycopg (``_import_hook``) and makes Django's connections per
+greenlet whatever the ENGINE (``_connections``); ``puff`` imports it at start-up when
 ``django = true`` is in puff.toml.
 """
 
@@ -9,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple
 
-from . import _import_hook
+from . import _connections, _import_hook
 
 _import_hook.install()
+try:
+    import django.db  # noqa: F401 (settings are not needed yet: connections are created lazily)
+except ImportError:  # query_and_params users have Django; the hook alone costs nothing without it
+    pass
+else:
+    _connections.install()
 
 __all__ = ["query_and_params"]
 
