@@ -401,6 +401,7 @@ PyObject* channel_send(PyObject* o, PyObject* msg) {
     return nullptr;
   }
   if (PyUnicode_Check(type)) {
+    batch_posts_this_round();  // the response goes out with the others of this loop round
     if (PyUnicode_Compare(type, k()->http_response_body) == 0) return send_body(c, msg);
     if (PyUnicode_Compare(type, k()->http_response_start) == 0) return start_response(c, msg);
     if (PyUnicode_CompareWithASCIIString(type, "http.response.pathsend") == 0) return send_path(c, msg);

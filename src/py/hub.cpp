@@ -137,26 +137,35 @@ void Op::launch() {
   // Inside a scheduler round the batch is flushed when the round ends. A coroutine on the
   // loop gets a flush queued behind the other ready callbacks, so concurrent tasks share it.
   if (g_hub->draining) return;
-  if (mode_ == Mode::Future && g_hub->call_soon) {
-    if (!g_hub->flush_scheduled) {
-      PyObject* r = PyObject_CallOneArg(g_hub->call_soon, g_hub->flush_fn);
-      if (r) {
-        g_hub->flush_scheduled = true;
-        Py_DECREF(r);
-        return;
-      }
-      PyErr_WriteUnraisable(g_hub->call_soon);
-    } else {
-      return;
-    }
-  }
+  if (mode_ == Mode::Future && schedule_flush()) return;
   flush_submissions();
+}
+
+bool schedule_flush() noexcept {
+  Hub& h = *g_hub;
+  if (h.flush_scheduled) return true;
+  if (!h.call_soon) return false;
+  PyObject* r = PyObject_CallOneArg(h.call_soon, h.flush_fn);
+  if (!r) {
+    PyErr_WriteUnraisable(h.call_soon);
+    return false;
+  }
+  Py_DECREF(r);
+  h.flush_scheduled = true;
+  return true;
+}
+
+void batch_posts_this_round() noexcept {
+  // A scheduler round (drain) batches already; outside one, the loop's next round flushes.
+  if (!g_hub || g_hub->draining || !on_python_thread()) return;
+  if (schedule_flush()) core::open_post_batch();
 }
 
 PyObject* flush(PyObject*, PyObject*) {
   if (g_hub) {
     g_hub->flush_scheduled = false;
     flush_submissions();
+    core::flush_post_batch();
   }
   Py_RETURN_NONE;
 }
@@ -671,6 +680,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
 
 PyObject* runtime_stop(PyObject*, PyObject*) {
   if (!g_hub || !g_hub->io) Py_RETURN_NONE;
+  core::flush_post_batch();  // posts held for the loop's next round go out before the I/O threads end
   close_http_servers();
   close_pg_pools();
   shutdown_blocking_pool();

@@ -156,6 +156,13 @@ void hub_after_switch(PyObject* r);
 
 /** Python thread: posts the ops launched so far to an I/O thread (one post for the batch). */
 void flush_submissions() noexcept;
+/** Python thread: makes sure _native.flush runs in the loop's next round. False without a loop. */
+bool schedule_flush() noexcept;
+/** Python thread, a coroutine on Puff's loop: holds posts to the I/O threads (responses written,
+ *  WebSocket frames) until the loop's next round, so every coroutine that ran in this one shares
+ *  one post (and at most one wake-up) per I/O thread. No-op inside a scheduler round (drain),
+ *  which batches already, and without a loop. */
+void batch_posts_this_round() noexcept;
 
 /** True when a Puff call made here should return an awaitable (a coroutine on Puff's loop). */
 bool coroutine_mode();

@@ -182,6 +182,7 @@ PyObject* ws_receive(PyObject* o, PyObject*) {
 PyObject* ws_send(PyObject* o, PyObject* data) {
   auto* self = reinterpret_cast<WsObject*>(o);
   if (!require_open(self)) return nullptr;
+  batch_posts_this_round();
   bool ok;
   if (PyUnicode_Check(data)) {
     Py_ssize_t n;
