@@ -21,7 +21,9 @@ void run_all(Wakes& w) {
   w.clear();
 }
 
-ErrorInfo closed_error() { return ErrorInfo::make(sqlstate::kConnectionDoesNotExist, "the Postgres listener was closed", true); }
+ErrorInfo closed_error() {
+  return ErrorInfo::make(sqlstate::kConnectionDoesNotExist, "the Postgres listener was closed", true);
+}
 
 }  // namespace
 
@@ -263,8 +265,8 @@ void Listener::on_down(Connection& c, const ErrorInfo& e, bool was_ready) {
     if (closed_ || conn_.get() != &c) return;
     conn_.reset();
     ready_ = false;
-    subs_.erase(std::remove_if(subs_.begin(), subs_.end(), [](const std::weak_ptr<Subscription>& w) { return w.expired(); }),
-                subs_.end());
+    auto expired = [](const std::weak_ptr<Subscription>& w) { return w.expired(); };
+    subs_.erase(std::remove_if(subs_.begin(), subs_.end(), expired), subs_.end());
     if (was_ready) {
       failures_ = 0;
       for (auto& w : subs_)
@@ -273,13 +275,14 @@ void Listener::on_down(Connection& c, const ErrorInfo& e, bool was_ready) {
       ++failures_;
       failed.swap(pending_);  // nothing waits through an outage: they fail now
     }
-    bool wanted = !pending_.empty() || std::any_of(subs_.begin(), subs_.end(), [&failed](const std::weak_ptr<Subscription>& w) {
+    auto still_subscribed = [&failed](const std::weak_ptr<Subscription>& w) {
       auto s = w.lock();
       if (!s) return false;
       for (const auto& p : failed)
         if (p.sub == s) return false;
       return true;
-    });
+    };
+    bool wanted = !pending_.empty() || std::any_of(subs_.begin(), subs_.end(), still_subscribed);
     if (wanted) {
       if (failures_ == 0) {
         connect_locked(after);

@@ -114,8 +114,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void on_ready(Connection& c);
   void on_down(Connection& c, const ErrorInfo& e, bool was_ready);
   void on_notify(std::string_view channel, std::string_view payload, int pid);
-  void send_listens(const std::shared_ptr<Connection>& c, const std::vector<std::string>& channels, const std::string& verb,
-                    std::function<void(const ErrorInfo*)> done);
+  void send_listens(const std::shared_ptr<Connection>& c, const std::vector<std::string>& channels,
+                    const std::string& verb, std::function<void(const ErrorInfo*)> done);
 
   core::IoPool& io_;
   const std::shared_ptr<const ConnInfo> info_;

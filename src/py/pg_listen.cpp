@@ -74,8 +74,11 @@ class WaitOp final : public Op {
   PyObject* result() override {
     auto n = sub_->pop();
     if (!n) Py_RETURN_NONE;
-    PyObject* ch = PyUnicode_DecodeUTF8(n->channel.data(), static_cast<Py_ssize_t>(n->channel.size()), "replace");
-    PyObject* payload = ch ? PyUnicode_DecodeUTF8(n->payload.data(), static_cast<Py_ssize_t>(n->payload.size()), "replace") : nullptr;
+    auto decode = [](const std::string& s) {
+      return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+    };
+    PyObject* ch = decode(n->channel);
+    PyObject* payload = ch ? decode(n->payload) : nullptr;
     if (!payload) {
       Py_XDECREF(ch);
       return nullptr;
@@ -140,7 +143,8 @@ PyObject* listener_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   const char* name = "default";
   unsigned int connect_timeout_ms = 5000;
   static const char* kw[] = {"url", "name", "connect_timeout_ms", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|sI:PgListener", const_cast<char**>(kw), &url, &name, &connect_timeout_ms))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|sI:PgListener", const_cast<char**>(kw), &url, &name,
+                                   &connect_timeout_ms))
     return nullptr;
   if (!check_runtime() || !pg_values_init()) return nullptr;
   pg::PoolSettings s;
@@ -205,7 +209,9 @@ PyObject* listener_close(PyObject* o, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* listener_closed(PyObject* o, void*) { return PyBool_FromLong(reinterpret_cast<ListenerObject*>(o)->listener == nullptr); }
+PyObject* listener_closed(PyObject* o, void*) {
+  return PyBool_FromLong(reinterpret_cast<ListenerObject*>(o)->listener == nullptr);
+}
 
 PyMethodDef listener_methods[] = {
     {"listen", listener_listen, METH_O,
@@ -348,7 +354,8 @@ bool add_pg_listen_types(PyObject* module) {
   SubscriptionType.tp_dealloc = sub_dealloc;
   SubscriptionType.tp_methods = sub_methods;
   SubscriptionType.tp_getset = sub_getset;
-  if (PyType_Ready(&ListenerType) < 0 || PyType_Ready(&SubscriptionType) < 0 || PyType_Ready(&WakerType) < 0) return false;
+  if (PyType_Ready(&ListenerType) < 0 || PyType_Ready(&SubscriptionType) < 0 || PyType_Ready(&WakerType) < 0)
+    return false;
   Py_INCREF(&ListenerType);
   if (PyModule_AddObject(module, "PgListener", reinterpret_cast<PyObject*>(&ListenerType)) < 0) return false;
   Py_INCREF(&SubscriptionType);

@@ -254,6 +254,57 @@ def test_copy_errors_are_reported_and_the_connection_stays_usable():
     assert stats["pinned"] == 0 and stats["lost"] == 0
 
 
+def test_a_greenlet_killed_during_copy_gives_its_connection_back():
+    name = table("t_copykill")
+
+    def reader(autocommit, started):
+        big = "COPY (select g, repeat('z', 100) from generate_series(1, 2000000) g) TO STDOUT"
+        with pg.connect(autocommit=autocommit) as conn, conn.cursor().copy(big) as copy:
+            for _ in copy:
+                started.append(1)
+                puff.sleep_ms(5)  # a slow consumer: the server waits for us meanwhile
+
+    def writer(started):
+        with pg.connect() as conn, conn.cursor().copy(f"COPY {name} FROM STDIN") as copy:
+            while True:
+                copy.write(b"1\n" * 10000)
+                started.append(1)
+                puff.sleep_ms(5)
+
+    def main():
+        auto = pg.connect(autocommit=True)
+        auto.execute(f"create table {name} (id int)", prepare=False)
+        try:
+            for fn, args in ((reader, (True,)), (reader, (False,)), (writer, ())):
+                started = []
+                h = puff.spawn(fn, *args, started)
+                while len(started) < 3:
+                    puff.sleep_ms(5)
+                h.kill()
+                puff.sleep_ms(50)
+                assert h.finished
+            puff.sleep_ms(100)
+            with pg.connect() as conn:  # every connection came back usable
+                assert conn.execute(f"select count(*) from {name}").fetchone() == (0,)
+            return pg.get_pool().stats()
+        finally:
+            auto.execute(f"drop table {name}", prepare=False)
+
+    stats = run(main)
+    assert stats["pinned"] == 0
+
+
+def test_listen_fails_clearly_when_the_server_does_not_answer():
+    def main():
+        pg.configure("nowhere", "postgres://nobody@127.0.0.1:1/none")
+        t0 = time.monotonic()
+        with pytest.raises(pg.OperationalError):
+            pg.listen("x", name="nowhere")
+        assert time.monotonic() - t0 < 6
+
+    run(main)
+
+
 def test_copy_from_asyncio():
     name = table("t_copyaio")
 
