@@ -88,10 +88,10 @@ def _main(argv: List[str]) -> int:
             return EXIT_OK
         parser.error("a command is required (see the list above)")
     _config.current = cfg
-    if cfg.django:  # before Django imports: its postgresql modules may need Puff's psycopg stand-in
-        from .contrib import django as _django  # noqa: F401 (docs/django.md)
     if cfg.add_cwd_to_path and (not sys.path or sys.path[0] != os.getcwd()):
         sys.path.insert(0, os.getcwd())
+    if cfg.django:  # before Django imports: its postgresql modules may need Puff's psycopg stand-in
+        from .contrib import django as _django  # noqa: F401 (docs/django.md)
     custom = cfg.command(command)
     if custom is not None:
         return _cmd_custom(cfg, custom, args)
