@@ -205,3 +205,39 @@ def test_datetimes_follow_use_tz_and_time_zone():
         assert sent.utcoffset() == dt.timedelta(hours=2)  # naive = TIME_ZONE time, sent aware
     wrapper = type(connections["default"])({**connections["default"].settings_dict, "TIME_ZONE": "Asia/Tokyo"})
     assert wrapper.ops._datetime_converter()(noon_utc, None, None).isoformat() == "2024-01-01T21:00:00+09:00"
+
+
+def test_pool_resolution():
+    from puff.contrib.django.postgres import pools
+
+    pg.configure("djpool", "postgres://u:secret@db.example:5433/main?sslmode=disable", pool_size=3)
+    pg.configure("djkv", "host=/run/pg user=u dbname=main", pool_size=2)
+    url_of = lambda name: pg._settings(name)[0]  # noqa: E731
+
+    settings = {"NAME": "", "OPTIONS": {"pool": "djpool"}}
+    pools.normalize(settings)
+    assert settings["NAME"] == "main" and pools.resolve(settings) == "djpool"  # the shared pool itself
+    test_db = pools.resolve({**settings, "NAME": "test_main"})  # what the test runner asks for
+    assert test_db.startswith("django:test_main:")
+    assert url_of(test_db) == "postgres://u:secret@db.example:5433/test_main?sslmode=disable"
+    assert pg._settings(test_db)[1] == 3
+    assert url_of(pools.resolve({**settings, "NAME": None})).endswith("/postgres?sslmode=disable")
+
+    settings = {"NAME": "", "OPTIONS": {"dbname": "djpool"}}  # upstream Puff's spelling
+    pools.normalize(settings)
+    assert settings["OPTIONS"]["pool"] == "djpool" and pools.resolve(settings) == "djpool"
+
+    kv = pools.resolve({"NAME": "other", "OPTIONS": {"pool": "djkv"}})
+    assert url_of(kv) == "host=/run/pg user=u dbname=main dbname='other'"
+
+    own = pools.resolve({"NAME": "app", "USER": "me", "PASSWORD": "p w@", "HOST": "10.0.0.5", "PORT": "6543",
+                         "OPTIONS": {"sslmode": "require", "pool_size": 4}})
+    assert url_of(own) == "postgresql://me:p%20w%40@10.0.0.5:6543/app?sslmode=require"
+    assert pg._settings(own)[1] == 4
+    sock = pools.resolve({"NAME": "app", "HOST": "/var/run/postgresql", "OPTIONS": {}})
+    assert url_of(sock) == "postgresql:///app?host=%2Fvar%2Frun%2Fpostgresql"
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="no Postgres pool named 'nope'"):
+        pools.resolve({"NAME": "", "OPTIONS": {"pool": "nope"}})

@@ -49,10 +49,7 @@ class DatabaseWrapper(_pg_base.DatabaseWrapper):
 
     def __init__(self, settings_dict, alias="default"):
         super().__init__(settings_dict, alias)
-        if not self.settings_dict.get("NAME") and self.settings_dict.get("NAME") is not None:
-            # NAME left out with OPTIONS["pool"]: the pool's database (the test runner derives
-            # test_<NAME> from it).
-            self.settings_dict["NAME"] = pools.database_of(self.settings_dict)
+        pools.normalize(self.settings_dict)
 
     @property
     def pool(self):

@@ -3,7 +3,8 @@
 - ``OPTIONS["pool"] = "<name>"``: the ``[[postgres]]`` pool of that name (its URL from puff.toml,
   ``--<name>-postgres-url`` or ``PUFF_<NAME>_POSTGRES_URL``), shared with the rest of the process.
   ``NAME`` may be left out; it then defaults to the pool's database.
-- no ``pool`` and no ``NAME``/``HOST``: the pool named ``default``.
+- no ``pool`` and no ``NAME``/``HOST``: the pool named ``default``. (Upstream Puff's
+  ``OPTIONS["dbname"] = "<pool name>"`` is read as ``pool`` when ``NAME`` is empty.)
 - no ``pool`` but ``NAME`` (and optionally ``USER``, ``PASSWORD``, ``HOST``, ``PORT``, libpq
   keys such as ``sslmode`` in ``OPTIONS``): a private pool for that URL.
 
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any, Dict, Optional, Tuple
-from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from puff import postgres as _pg
 
 #: OPTIONS keys that are not libpq connection parameters.
-ENGINE_OPTIONS = frozenset({"pool", "pool_size", "isolation_level", "assume_role", "server_side_binding",
+ENGINE_OPTIONS = frozenset({"pool", "pool_size", "dbname", "isolation_level", "assume_role", "server_side_binding",
                             "prepare_threshold", "cursor_factory", "context"})
 
 #: private pool name -> (url, database, pool size)
@@ -35,6 +36,8 @@ def _base(settings: Dict[str, Any]) -> Tuple[Optional[str], Optional[str], int]:
     """(name of the configured pool or None, its URL or None, pool size)."""
     opts = settings.get("OPTIONS") or {}
     name = opts.get("pool")
+    if name is None and not settings.get("NAME") and isinstance(opts.get("dbname"), str):
+        name = opts["dbname"]  # upstream Puff's spelling: OPTIONS = {"dbname": "<pool name>"}
     if name is True:
         name = "default"
     if not name and not settings.get("NAME") and not settings.get("HOST"):
@@ -93,7 +96,7 @@ def _build(scheme, user, password, host, port, database, query: str = "") -> str
         netloc += f"[{host}]" if ":" in str(host) else str(host)
     if port:
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, "/" + quote(database, safe=""), query, ""))
+    return f"{scheme}://{netloc}/{quote(database, safe='')}" + (f"?{query}" if query else "")
 
 
 def _from_settings(settings: Dict[str, Any], database: str) -> str:
@@ -125,10 +128,15 @@ def resolve(settings: Dict[str, Any]) -> str:
     return private
 
 
-def database_of(settings: Dict[str, Any]) -> str:
-    """The database name Django should use for a settings dict whose NAME may be empty."""
+def normalize(settings: Dict[str, Any]) -> None:
+    """Makes the choice of pool explicit in a Django settings dict, once, before Django uses it:
+    ``OPTIONS["pool"]`` names the pool when one is used, and an empty ``NAME`` becomes the
+    pool's database (the test runner derives ``test_<NAME>`` from it)."""
     name, url, _size = _base(settings)
-    return url_database(url) if url else ""
+    if name is not None:
+        settings["OPTIONS"] = {**(settings.get("OPTIONS") or {}), "pool": name}
+        if settings.get("NAME") == "":
+            settings["NAME"] = url_database(url)
 
 
 def close_database(database: str) -> None:
