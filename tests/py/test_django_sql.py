@@ -15,7 +15,7 @@ django = pytest.importorskip("django")
 
 import puff  # noqa: E402
 from puff import postgres as pg  # noqa: E402
-from puff.contrib.django import _split, _values, query_and_params  # noqa: E402
+from puff.contrib.django import _sqltext, _values, query_and_params  # noqa: E402
 
 URL = os.environ.get("PUFF_TEST_POSTGRES_URL")
 needs_pg = pytest.mark.skipif(not URL, reason="PUFF_TEST_POSTGRES_URL is not set")
@@ -81,7 +81,7 @@ def test_double_percent_and_percent_in_values():
 
 def test_json_and_array_parameters():
     sql, params = query_and_params(Doc.objects.filter(data__contains={"a": "%s"}, tags__contains=["x"]))
-    assert "@> $1" in sql and "@> (ARRAY[$2])::varchar(20)[]" in sql
+    assert "@> $1::jsonb" in sql and "@> (ARRAY[$2])::varchar(20)[]" in sql
     assert params == ['{"a": "%s"}', "x"] and isinstance(params[0], _values.JsonText)
 
 
@@ -114,7 +114,7 @@ def test_the_sql_runs_on_puffs_native_pool():
     (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "'2024-01-02T03:04:05+00:00'::timestamptz"),
     (dt.timedelta(days=1, seconds=2, microseconds=3), "'1 days 2.000003 seconds'::interval"),
     (uuid.UUID(int=1), "'00000000-0000-0000-0000-000000000001'::uuid"),
-    (["a", None, 2], "ARRAY['a', NULL, 2]"), ([], "'{}'"), ({"k": "v'"}, "'{\"k\": \"v''\"}'::jsonb"),
+    (["a", None, 2], "ARRAY['a', NULL, 2]"), (_values.JsonText('{"a": 1}'), "'{\"a\": 1}'::jsonb"), ([], "'{}'"), ({"k": "v'"}, "'{\"k\": \"v''\"}'::jsonb"),
 ])
 def test_sql_literals(value, literal):
     assert _values.quote(value) == literal
@@ -145,7 +145,13 @@ def test_adapt_params_fast_path_and_adapters():
     ("SELECT E'\\';'; SELECT 3", ["SELECT E'\\';'", "SELECT 3"]),
 ])
 def test_split_statements(sql, parts):
-    assert _split.split_statements(sql) == parts
+    assert _sqltext.split_statements(sql) == parts
+
+
+def test_cast_placeholders_counts_only_code_placeholders():
+    sql = "SELECT '%s', %s, \"%s\", %%s, /* %s */ %s -- %s\n, $q$ %s $q$, %s"
+    assert _sqltext.cast_placeholders(sql, {1: "jsonb", 2: "int"}) == (
+        "SELECT '%s', %s, \"%s\", %%s, /* %s */ %s::jsonb -- %s\n, $q$ %s $q$, %s::int")
 
 
 def test_the_psycopg_stand_in_is_private():

@@ -5,7 +5,7 @@ import datetime
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Avg, Count, F, Max, Prefetch, Q, Sum
+from django.db.models import Avg, Count, F, JSONField, Max, Prefetch, Q, Sum, Value
 from django.test import TestCase, TransactionTestCase
 from django.urls import reverse
 from django.utils import timezone
@@ -193,6 +193,11 @@ class OrmTests(TestCase):
         q.refresh_from_db()
         self.assertEqual(q.extra, {"text": "a 'quoted' %s \\ value", "list": [1, None, 2.5], "ok": True})
         self.assertEqual(Question.objects.get(extra__text="a 'quoted' %s \\ value"), q)
+        # A JSON value in the SELECT list (no column to type it): sent as jsonb, read back decoded.
+        annotated = Question.objects.annotate(j=Value({"a": [1]}, output_field=JSONField()), s=Value("x", JSONField()))
+        self.assertEqual(list(annotated.values_list("j", "s"))[0], ({"a": [1]}, "x"))
+        Question.objects.filter(pk=self.q2.pk).update(extra=Value(["x", 2], JSONField()))
+        self.assertEqual(Question.objects.get(pk=self.q2.pk).extra, ["x", 2])
 
     def test_arrayfield(self):
         self.assertEqual(Question.objects.filter(tags__contains=["general"]).count(), 2)

@@ -35,12 +35,16 @@ def query_and_params(queryset: Any) -> Tuple[str, List[Any]]:
     """
     from puff import _pg_sql
 
-    from ._values import adapt_params
+    from ._sqltext import cast_placeholders
+    from ._values import adapt_params, json_casts
 
     query = getattr(queryset, "query", queryset)
     sql, params = query.get_compiler(using=getattr(queryset, "db", None) or "default").as_sql()
-    text, names, count = _pg_sql.rewrite(sql)
     params = list(adapt_params(params))
+    casts = json_casts(params)
+    if casts:
+        sql = cast_placeholders(sql, casts)
+    text, names, count = _pg_sql.rewrite(sql)
     if names is not None or count != len(params):
         raise ValueError(f"the compiled query has {count} placeholders for {len(params)} parameters: {sql!r}")
     return text, params

@@ -14,12 +14,13 @@ import ipaddress
 import json
 import math
 import uuid
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 
 class JsonText(str):
-    """JSON text for a json/jsonb parameter. Sent as untyped text, so the server reads it as the
-    type the statement needs (jsonb for a JSONField column, jsonb[] for bulk inserts)."""
+    """JSON text for a jsonb parameter (``adapt_json_value``). The SQL gets a ``::jsonb`` cast
+    after its placeholder (``_sqltext.cast_placeholders``), as psycopg's ``Jsonb`` is typed;
+    in a list (Django's bulk insert arrays) it is text the server casts to ``jsonb[]``."""
 
     __slots__ = ()
 
@@ -59,6 +60,14 @@ def adapt_value(v: Any) -> Any:
 _missing = object()
 
 
+def json_casts(params: Any) -> Optional[Dict[int, str]]:
+    """{index: "jsonb"} for the JSON parameters of a parameter sequence, or None."""
+    if isinstance(params, dict):
+        return None
+    casts = {i: "jsonb" for i, p in enumerate(params) if type(p) is JsonText}
+    return casts or None
+
+
 def adapt_params(params: Any) -> Any:
     """The parameter sequence (or mapping) with every value adapted; the same object when nothing
     needs adapting."""
@@ -89,6 +98,8 @@ def quote(v: Any) -> str:
     """``v`` as an SQL literal (psycopg2's ``adapt(v).getquoted()``, as text)."""
     if v is None:
         return "NULL"
+    if type(v) is JsonText:
+        return _quote_str(v) + "::jsonb"
     if v is True or v is False:
         return "true" if v else "false"
     if isinstance(v, str):

@@ -17,8 +17,8 @@ from puff.postgres import (  # noqa: F401 (Django looks these up on ``DatabaseWr
     OperationalError, ProgrammingError, Warning, apilevel, paramstyle, threadsafety,
 )
 
-from .._split import split_statements
-from .._values import adapt_params, mogrify
+from .._sqltext import cast_placeholders, split_statements
+from .._values import adapt_params, json_casts, mogrify
 
 #: pool name -> {setting: value}: server facts read once per pool (a shared connection has no
 #: session of its own, so they are the server's, not one connection's).
@@ -105,6 +105,9 @@ class Cursor:
         self._sql = sql
         if params is not None:
             self._params = params = adapt_params(params)
+            casts = json_casts(params)
+            if casts:
+                sql = cast_placeholders(sql, casts)
         else:
             self._params = None
             if ";" in sql:  # Django's DDL sometimes sends two statements in one string
@@ -117,6 +120,9 @@ class Cursor:
     def executemany(self, sql: str, seq_of_params: Any) -> None:
         seq = [adapt_params(p) for p in seq_of_params]
         self._sql, self._params = sql, (seq[-1] if seq else None)
+        casts = json_casts(seq[0]) if seq else None
+        if casts:
+            sql = cast_placeholders(sql, casts)
         self._cur.executemany(sql, seq)
 
     def callproc(self, name: str, args: Any = None) -> Any:
