@@ -65,7 +65,7 @@ def polls(tmp_path_factory):
                    f'DROP DATABASE IF EXISTS "test_{database}" WITH (FORCE)')
 
 
-def test_migrate_is_idempotent_and_showmigrations(polls):
+def test_migrate_is_idempotent_and_introspection(polls):
     project, _db = polls
     r = project.run("django", "migrate", "--no-input")
     assert r.returncode == 0 and "No migrations to apply." in r.stdout, r.stderr
@@ -73,6 +73,30 @@ def test_migrate_is_idempotent_and_showmigrations(polls):
     assert r.returncode == 0 and "[X] 0001_initial" in r.stdout, r.stderr
     r = project.run("django", "sqlmigrate", "polls", "0001")
     assert r.returncode == 0 and 'CREATE TABLE "polls_question"' in r.stdout, r.stderr
+    r = project.run("django", "inspectdb", "polls_choice")
+    assert r.returncode == 0 and "choice_text = models.CharField(max_length=200)" in r.stdout, r.stderr
+
+
+def test_dumpdata_and_loaddata(polls):
+    project, _db = polls
+    r = project.run("django", "shell", "-c", """
+from django.utils import timezone
+from polls.models import Question
+q = Question.objects.create(question_text="Fixture?", pub_date=timezone.now(), tags=["t"], extra={"k": [1]})
+q.choice_set.create(choice_text="F1", votes=7)
+""")
+    assert r.returncode == 0, r.stderr
+    r = project.run("django", "dumpdata", "polls", "--output", "polls.json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((project.root / "polls.json").read_text())
+    fixture = [o for o in data if o["model"] == "polls.question" and o["fields"]["question_text"] == "Fixture?"]
+    assert fixture and json.loads(fixture[0]["fields"]["tags"]) == ["t"] and fixture[0]["fields"]["extra"] == {"k": [1]}
+    r = project.run("django", "shell", "-c", "from polls.models import Choice; Choice.objects.filter(choice_text='F1').delete()")
+    assert r.returncode == 0, r.stderr
+    r = project.run("django", "loaddata", "polls.json")  # checks constraints, resets sequences
+    assert r.returncode == 0 and "Installed" in r.stdout, r.stderr
+    r = project.run("django", "shell", "-c", "from polls.models import Choice; print(Choice.objects.get(choice_text='F1').votes)")
+    assert r.returncode == 0 and r.stdout.split()[-1] == "7", r.stderr
 
 
 MIGRATION_0002 = """

@@ -35,6 +35,7 @@ from .. import _connections
 from . import dbapi, pools
 from .client import DatabaseClient
 from .creation import DatabaseCreation
+from .introspection import DatabaseIntrospection
 from .operations import DatabaseOperations
 from .schema import DatabaseSchemaEditor
 
@@ -45,6 +46,7 @@ class DatabaseWrapper(_pg_base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
     client_class = DatabaseClient
     creation_class = DatabaseCreation
+    introspection_class = DatabaseIntrospection
     ops_class = DatabaseOperations
 
     def __init__(self, settings_dict, alias="default"):
