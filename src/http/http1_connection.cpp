@@ -412,8 +412,11 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       ex_->io_take_output(pending_, last, aborted);
     }
     if (aborted) {
-      close();
-      return;
+      if (pending_.empty() || aborting_) {
+        close();
+        return;
+      }
+      aborting_ = true;  // what the application sent before it failed still goes out, then the cut
     }
     if (last) response_done_ = true;
     if (pending_.empty()) {
@@ -445,6 +448,10 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     writing_now_.clear();
     if (closed_) return;
     if (ec) {
+      close();
+      return;
+    }
+    if (aborting_) {
       close();
       return;
     }
@@ -663,6 +670,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   bool ws_close_sent_ = false, ws_peer_closed_ = false, ws_close_timer_ = false;
 
   std::vector<OutPiece> pending_, writing_now_;
+  bool aborting_ = false;  // the application aborted: write what it queued, then close
   std::vector<asio::const_buffer> bufs_;
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
   bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;

@@ -26,7 +26,7 @@ struct K {
   PyObject *type, *body, *more_body, *status, *headers, *http_request, *http_disconnect, *http_response_start,
       *http_response_body, *asgi, *version, *spec_version, *http_version, *server, *client, *scheme, *method,
       *root_path, *path, *raw_path, *query_string, *state, *http, *v30, *v23, *h10, *h11, *h2, *create_task, *context,
-      *add_done_callback, *set_result, *done, *receive, *send, *finished_cb, *cancelled, *exception, *empty_bytes;
+      *set_result, *done, *receive, *send, *empty_bytes;
   PyObject* asgi_dict;  // {"version": "3.0", "spec_version": "2.3"}
 };
 
@@ -64,14 +64,10 @@ K* k() {
     k->h2 = s("2");
     k->create_task = s("create_task");
     k->context = s("context");
-    k->add_done_callback = s("add_done_callback");
     k->set_result = s("set_result");
     k->done = s("done");
     k->receive = s("receive");
     k->send = s("send");
-    k->finished_cb = s("_finished");
-    k->cancelled = s("cancelled");
-    k->exception = s("exception");
     k->empty_bytes = PyBytes_FromStringAndSize("", 0);
     k->asgi_dict = PyDict_New();
     PyDict_SetItem(k->asgi_dict, k->version, k->v30);
@@ -417,32 +413,23 @@ void send_500(ChannelObject* c) {
   c->ex->write(http::simple_response(*c->ex, status, http::reason_phrase(status)), true);
 }
 
-/** task.add_done_callback target: reports failures and makes sure the client gets an answer. */
-PyObject* channel_finished(PyObject* o, PyObject* task) {
-  auto* c = reinterpret_cast<ChannelObject*>(o);
+/** The application's coroutine ended (returned, raised, or was cancelled or dropped): counts it
+ *  and makes sure the client gets an answer. An exception, if any, was reported already. */
+void channel_finished(ChannelObject* c, bool returned) {
   if (c->app) --c->app->state.running, ++c->app->state.served;
-  PyObject* cancelled = PyObject_CallMethodNoArgs(task, k()->cancelled);
-  bool was_cancelled = cancelled && PyObject_IsTrue(cancelled) == 1;
-  Py_XDECREF(cancelled);
-  if (!was_cancelled) {
-    PyObject* exc = PyObject_CallMethodNoArgs(task, k()->exception);
-    if (exc && exc != Py_None) {
-      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
-      log_exception("ASGI application failed");
-    } else if (exc && !c->started) {
-      PyErr_Clear();
-      PyObject* err = PySys_GetObject("stderr");
-      if (err) PyFile_WriteString("puff: ASGI application returned without starting a response\n", err);
-    }
-    Py_XDECREF(exc);
+  if (returned && !c->started) {
+    PyObject* err = PySys_GetObject("stderr");
+    if (err && PyFile_WriteString("puff: ASGI application returned without starting a response\n", err) < 0) PyErr_Clear();
   }
-  PyErr_Clear();
   if (!c->started) {
     send_500(c);
   } else if (!c->finished) {
     c->ex->abort();  // the head is out; a cut connection is the only honest signal left
   }
-  Py_RETURN_NONE;
+}
+
+void channel_ended(PyObject* chan, bool returned) {
+  channel_finished(reinterpret_cast<ChannelObject*>(chan), returned);
 }
 
 void channel_dealloc(PyObject* o) {
@@ -457,7 +444,6 @@ void channel_dealloc(PyObject* o) {
 PyMethodDef channel_methods[] = {
     {"receive", channel_receive, METH_NOARGS, "ASGI receive()"},
     {"send", channel_send, METH_O, "ASGI send(message)"},
-    {"_finished", channel_finished, METH_O, "done callback of the application task"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -626,31 +612,32 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
   c->started = c->finished = c->body_done = false;
   PyObject* chan = reinterpret_cast<PyObject*>(c);
   ++app->state.running;
-  PyObject *scope = nullptr, *recv = nullptr, *send = nullptr, *coro = nullptr, *task = nullptr, *cb = nullptr;
-  bool ok = false;
+  PyObject *scope = nullptr, *recv = nullptr, *send = nullptr, *coro = nullptr, *run = nullptr, *task = nullptr;
   if (!h || !h->loop) {
     PyErr_SetString(PyExc_RuntimeError, "ASGI apps need Puff's asyncio loop (asyncio = true)");
   } else if ((scope = build_scope(*app, *c->ex)) && (recv = PyObject_GetAttr(chan, k()->receive)) &&
-             (send = PyObject_GetAttr(chan, k()->send)) &&
-             (coro = PyObject_CallFunctionObjArgs(app->state.settings.mounts[c->ex->mount].app, scope, recv, send, nullptr))) {
-    task = create_task_in_new_context(h->loop, coro);
-    if (task && (cb = PyObject_GetAttr(chan, k()->finished_cb))) {
-      PyObject* r = PyObject_CallMethodOneArg(task, k()->add_done_callback, cb);
-      ok = r != nullptr;
-      Py_XDECREF(r);
-    }
+             (send = PyObject_GetAttr(chan, k()->send))) {
+    PyObject* args[3] = {scope, recv, send};
+    coro = PyObject_Vectorcall(app->state.settings.mounts[c->ex->mount].app, args, 3, nullptr);
+    if (coro && (run = new_asgi_run(coro, chan, channel_ended))) task = create_task_in_new_context(h->loop, run);
   }
-  if (!ok) {
+  if (!task) {
     log_exception("could not start the ASGI application");
-    if (coro && !task) {
-      PyObject* r = PyObject_CallMethod(coro, "close", nullptr);
+    if (run) {
+      PyObject* r = asgi_run_close(run);  // ends the request (500) once
       Py_XDECREF(r);
       PyErr_Clear();
+    } else {
+      if (coro) {
+        PyObject* r = PyObject_CallMethod(coro, "close", nullptr);
+        Py_XDECREF(r);
+        PyErr_Clear();
+      }
+      --app->state.running;
+      send_500(c);
     }
-    --app->state.running;
-    send_500(c);
   }
-  Py_XDECREF(cb);
+  Py_XDECREF(run);
   Py_XDECREF(task);
   Py_XDECREF(coro);
   Py_XDECREF(send);
@@ -660,7 +647,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
 }
 
 bool add_asgi_types(PyObject* module) {
-  if (!add_ready_type() || PyType_Ready(&ChannelType) < 0) return false;
+  if (!add_ready_type() || PyType_Ready(&ChannelType) < 0 || !add_asgi_run_type()) return false;
   Py_INCREF(&ChannelType);
   return PyModule_AddObject(module, "AsgiChannel", reinterpret_cast<PyObject*>(&ChannelType)) == 0;
 }

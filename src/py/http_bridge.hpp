@@ -54,6 +54,13 @@ struct AppHandle {
  *  hub (the loop is running). Never raises. */
 void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex);
 bool add_asgi_types(PyObject* module);
+/** The application's coroutine `coro` wrapped for its task (asgi_run.cpp): steps are forwarded,
+ *  and `on_end(owner, returned)` runs once when it ends (`returned`: it returned; else it raised,
+ *  reported by then, or was cancelled, closed or dropped unfinished). */
+PyObject* new_asgi_run(PyObject* coro, PyObject* owner, void (*on_end)(PyObject* owner, bool returned));
+/** Closes a wrapped coroutine that never ran (on_end runs). */
+PyObject* asgi_run_close(PyObject* run);
+bool add_asgi_run_type();
 /** An awaitable that is already complete with `value` (stolen). */
 PyObject* make_ready(PyObject* value);
 bool add_ready_type();

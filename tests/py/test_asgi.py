@@ -167,6 +167,47 @@ def test_failures_give_500_or_a_cut_connection(capfd):
     assert "early boom" in err and "late boom" in err and "without starting a response" in err
 
 
+def test_each_request_is_a_real_task_and_cancellation_stays_cancellation(capfd):
+    seen = {}
+    started = asyncio.Event()
+
+    async def app(scope, receive, send):
+        task = asyncio.current_task()
+        if scope["path"] == "/task":
+            seen["task"] = isinstance(task, asyncio.Task) and "app" in repr(task)
+            seen["coro"] = task.get_coro().__qualname__  # the application's, for reprs and stack dumps
+            await asyncio.sleep(0)  # a real suspension through the loop
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        elif scope["path"] == "/slow":
+            seen["slow"] = task
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            finally:
+                seen["cleanup"] = True
+        elif scope["path"] == "/cancel-self":
+            raise asyncio.CancelledError()
+
+    async def check(port):
+        ok = await request(port, b"GET /task HTTP/1.1\r\nHost: t\r\n\r\n")
+        slow = asyncio.ensure_future(request(port, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"))
+        await started.wait()
+        seen["slow"].cancel()
+        slow_resp = await slow
+        await asyncio.sleep(0.05)
+        self_cancel = await request(port, b"GET /cancel-self HTTP/1.1\r\nHost: t\r\n\r\n")
+        return ok, slow_resp, self_cancel, seen["slow"].cancelled()
+
+    ok, slow_resp, self_cancel, was_cancelled = serve(app, check)
+    assert ok.startswith(b"HTTP/1.1 200") and body_of(ok) == b"ok"
+    assert seen["task"] is True and seen["coro"].endswith("app")
+    assert was_cancelled and seen["cleanup"]  # the task ended cancelled, its finally ran
+    assert slow_resp.startswith(b"HTTP/1.1 500") and self_cancel.startswith(b"HTTP/1.1 500")
+    err = capfd.readouterr().err
+    assert "CancelledError" not in err  # cancellation is not an application failure
+
+
 def test_disconnect_is_reported_to_a_waiting_receive():
     events = []
 
