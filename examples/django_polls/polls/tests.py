@@ -126,6 +126,18 @@ class OrmTests(TestCase):
         self.assertTrue(all(c.pk for c in made))
         self.assertEqual(self.q3.choice_set.count(), 50)
 
+    def test_bulk_update(self):
+        choices = list(Choice.objects.filter(question=self.q1).order_by("id"))
+        for c in choices:
+            c.votes += 10
+        self.assertEqual(Choice.objects.bulk_update(choices, ["votes"]), 2)
+        questions = list(Question.objects.order_by("id"))
+        for q in questions:
+            q.extra = {"id": q.id, "text": "%s"}
+        Question.objects.bulk_update(questions, ["extra"])
+        self.assertEqual(sorted(Choice.objects.filter(question=self.q1).values_list("votes", flat=True)), [11, 14])
+        self.assertTrue(all(q.extra == {"id": q.id, "text": "%s"} for q in Question.objects.all()))
+
     def test_update_or_create_and_get_or_create(self):
         choice, created = Choice.objects.update_or_create(
             question=self.q2, choice_text="Nothing", defaults={"votes": 7})
@@ -249,6 +261,21 @@ class CommitTests(TransactionTestCase):
         except ValueError:
             pass
         self.assertEqual(list(Question.objects.values_list("question_text", flat=True)), ["committed"])
+
+    def test_on_commit_runs_after_commit_only(self):
+        ran = []
+        with transaction.atomic():
+            create_question("with callback", days=-1)
+            transaction.on_commit(lambda: ran.append(Question.objects.count()))
+            self.assertEqual(ran, [])
+        self.assertEqual(ran, [1])
+        try:
+            with transaction.atomic():
+                transaction.on_commit(lambda: ran.append("rolled back"))
+                raise ValueError
+        except ValueError:
+            pass
+        self.assertEqual(ran, [1])
 
     def test_autocommit_statements_are_shared(self):
         # Outside atomic, each statement commits on its own (on the pool's shared connections).
