@@ -558,7 +558,9 @@ void Connection::drain() {
         h.stmt->parse_error = std::make_shared<const ErrorInfo>(res.error());
         drop_stmt(h.stmt);
       }
-    } else if (!h.have_result) {
+    } else if (!h.have_result || (!res.ok() && h.result.ok())) {
+      // An error after the statement's own result comes from the implicit COMMIT at the Sync
+      // (a deferred constraint): the statement's work was rolled back, so the error is its result.
       h.result = std::move(res);
       h.have_result = true;
     }

@@ -183,10 +183,9 @@ print(json.dumps(out))
     assert set(json.loads(r.stdout)) == {"questions", "choices", "votes"}
 
 
-@pytest.mark.xfail(reason="puff.postgres drops an error raised at the implicit COMMIT of an autocommit "
-                          "statement (a deferred foreign key): the INSERT reports success, the row is not there",
-                   strict=False)
 def test_deferred_fk_violation_in_autocommit_raises(polls):
+    """Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: outside atomic, the violation is
+    found at the implicit COMMIT of the statement, after its own result."""
     project, _db = polls
     r = project.run("django", "shell", "-c", """
 from django.db import IntegrityError
