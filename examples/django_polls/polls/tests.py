@@ -283,3 +283,10 @@ class CommitTests(TransactionTestCase):
         create_question("one", days=-1)
         create_question("two", days=-1)
         self.assertEqual(Question.objects.count(), 2)
+        # QuerySet.iterator() outside a transaction: a server-side cursor on a connection of its own
+        self.assertEqual([q.question_text for q in Question.objects.order_by("id").iterator(chunk_size=1)],
+                         ["one", "two"])
+        it = Question.objects.iterator(chunk_size=1)
+        next(it)
+        it.close()  # abandoned half-way: the cursor is closed and its connection returned
+        self.assertEqual(Question.objects.count(), 2)

@@ -94,11 +94,13 @@ class DatabaseWrapper(_pg_base.DatabaseWrapper):
         return False
 
     def create_cursor(self, name=None):
+        if name:  # QuerySet.iterator(): a server-side cursor, held outside a transaction
+            return self.connection.cursor(name, withhold=self.connection.autocommit)
         return self.connection.cursor()
 
     def chunked_cursor(self):
-        # No server-side cursors yet: .iterator() reads from a buffered result.
-        return self._cursor()
+        self._named_cursor_idx += 1
+        return self._cursor(name=f"_django_curs_{self._named_cursor_idx}")
 
     def is_usable(self):
         # The pool replaces dead connections itself; a Django connection is only a handle.

@@ -68,10 +68,10 @@ class Connection:
     def closed(self) -> bool:
         return self._c.closed
 
-    def cursor(self, *args: Any, **kwargs: Any) -> "Cursor":
-        """A cursor; a name (psycopg's server-side cursors) is accepted and ignored: results are
-        buffered whole."""
-        return Cursor(self)
+    def cursor(self, name: Optional[str] = None, *, withhold: bool = False) -> "Cursor":
+        """A cursor; with a name, a server-side cursor (rows fetched in batches, see
+        ``puff.postgres``'s named cursors)."""
+        return Cursor(self, self._c.cursor(name, withhold=withhold) if name else self._c.cursor())
 
     def commit(self) -> None:
         self._c.commit()
@@ -91,9 +91,9 @@ class Cursor:
     """A ``puff.postgres`` cursor that adapts Django's parameters and keeps the last statement
     for ``query`` (the SQL Django shows in ``connection.queries``)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, cursor: Any) -> None:
         self.connection = connection
-        self._cur = connection._c.cursor()
+        self._cur = cursor
         self._sql: Optional[str] = None
         self._params: Any = None
         self.lastrowid = None
