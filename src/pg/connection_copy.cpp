@@ -171,6 +171,8 @@ void Connection::copy_io() {
         ExecStatusType st = PQresultStatus(raw);
         if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
           copy_ = st == PGRES_COPY_IN ? CopyMode::In : CopyMode::Out;
+          copy_have_final_ = false;  // a statement before it ("SET ...; COPY ..."): not the outcome
+          copy_final_ = Result();
           auto req = std::move(copy_req_);
           copy_req_.reset();
           finish(req, Result::from_pg(raw));

@@ -153,6 +153,11 @@ TEST(PgCopy, InAndOutOnALeaseThenThePipelineAgain) {
     ASSERT_EQ(run(lease, step(CopyStep::Read)).status(), Result::Status::CopyData);
     r = run(lease, step(CopyStep::End));
     EXPECT_EQ(r.command_tag(), "COPY 20000");
+    // Several statements (the simple protocol allows it): the COPY's own result is the outcome.
+    ASSERT_EQ(run(lease, step(CopyStep::Start, "SET LOCAL work_mem = '8MB'; COPY " + t + " FROM STDIN")).status(),
+              Result::Status::CopyIn);
+    ASSERT_TRUE(run(lease, step(CopyStep::Write, "30000\tlast\n")).ok());
+    EXPECT_EQ(run(lease, step(CopyStep::End)).command_tag(), "COPY 1");
     // Not a COPY to/from the client: its own result (or error).
     EXPECT_EQ(run(lease, step(CopyStep::Start, "COPY nope_" + t + " FROM STDIN")).error().sqlstate, "42P01");
     r = run(lease, sql("SELECT 7"));
@@ -161,7 +166,7 @@ TEST(PgCopy, InAndOutOnALeaseThenThePipelineAgain) {
   }
   // The shared pool refuses COPY steps.
   EXPECT_EQ(run(pool, step(CopyStep::Start, "COPY " + t + " FROM STDIN")).error().sqlstate, "25000");
-  EXPECT_EQ(admin.exec("SELECT count(*) FROM " + t), "20000");
+  EXPECT_EQ(admin.exec("SELECT count(*) FROM " + t), "20001");
   EXPECT_EQ(pool.stats().lost, 0u);
   admin.exec("DROP TABLE " + t);
 }
