@@ -160,6 +160,17 @@ def test_copy_in_and_out_with_rows_and_types():
             assert cur.rowcount == 4
             with cur.copy(f"COPY (select id from {name} order by id) TO STDOUT (FORMAT csv)") as copy:
                 assert b"".join(copy) == b"1\n2\n3\n4\n"
+            # binary format: raw bytes out, and the same bytes back in
+            with cur.copy(f"COPY (select id, n from {name} order by id) TO STDOUT (FORMAT binary)") as copy:
+                binary = b"".join(copy)
+            assert binary.startswith(b"PGCOPY\n\xff\r\n\0")
+            with pg.connect() as tx:
+                tx.execute("create temp table bin_copy (id int, n numeric)", prepare=False)
+                with tx.cursor().copy("COPY bin_copy FROM STDIN (FORMAT binary)") as copy:
+                    copy.write(binary[:7])  # rows may span writes
+                    copy.write(binary[7:])
+                assert tx.execute("select count(*), sum(id) from bin_copy").fetchone() == (4, 10)
+                tx.execute("drop table bin_copy", prepare=False)
             with pytest.raises(pg.ProgrammingError, match="COPY ... FROM STDIN"):
                 with cur.copy(f"select 1") as copy:
                     pass
