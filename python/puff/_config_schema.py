@@ -109,6 +109,13 @@ class PoolConfig:
 
 
 @dataclasses.dataclass
+class PostgresConfig(PoolConfig):
+    connect_timeout_ms: int = 5000    # a connect (TCP, TLS, authentication) that takes longer fails
+    statement_timeout_ms: int = 0     # 0 = none; else Postgres' statement_timeout for every connection
+    max_prepared: int = 256           # prepared statements cached per connection (0 = none)
+
+
+@dataclasses.dataclass
 class TaskQueueConfig(PoolConfig):
     max_concurrent_tasks: int = dataclasses.field(default_factory=lambda: (os.cpu_count() or 1) * 4)
 
@@ -197,7 +204,7 @@ class PuffConfig:
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     commands: List[CommandConfig] = dataclasses.field(default_factory=list)
-    postgres: List[PoolConfig] = dataclasses.field(default_factory=list)
+    postgres: List[PostgresConfig] = dataclasses.field(default_factory=list)
     redis: List[PoolConfig] = dataclasses.field(default_factory=list)
     pubsub: List[PoolConfig] = dataclasses.field(default_factory=list)
     task_queue: List[TaskQueueConfig] = dataclasses.field(default_factory=list)
@@ -562,7 +569,7 @@ def _mount(r: _Reader) -> MountConfig:
 
 def _pool(kind: str):
     def read(r: _Reader, name: str) -> PoolConfig:
-        cls = TaskQueueConfig if kind == "task_queue" else PoolConfig
+        cls = {"task_queue": TaskQueueConfig, "postgres": PostgresConfig}.get(kind, PoolConfig)
         pool = cls(kind=kind, name=name)
         pool.url = r.get("url", "string", "")
         if pool.url:
@@ -570,6 +577,10 @@ def _pool(kind: str):
             if problem:
                 raise r.error("url", f"[[{kind}]] {_show(name)}: {problem}")
         pool.pool_size = r.count("pool_size", 10, minimum=1)
+        if kind == "postgres":
+            pool.connect_timeout_ms = r.count("connect_timeout_ms", pool.connect_timeout_ms, minimum=1)
+            pool.statement_timeout_ms = r.count("statement_timeout_ms", pool.statement_timeout_ms)
+            pool.max_prepared = r.count("max_prepared", pool.max_prepared)
         if kind == "task_queue":
             pool.max_concurrent_tasks = r.count("max_concurrent_tasks", pool.max_concurrent_tasks, minimum=1)
         return pool

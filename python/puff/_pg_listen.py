@@ -25,9 +25,9 @@ _listeners: Dict[str, Any] = {}
 def _listener(name: str):
     lst = _listeners.get(name)
     if lst is None or lst.closed:
-        url, _, _ = _pg._settings(name)
+        url, _, options = _pg._settings(name)
         try:
-            lst = _native.PgListener(url, name)
+            lst = _native.PgListener(url, name, options.get("connect_timeout_ms", 5000))
         except (ValueError, RuntimeError) as e:
             raise _pg.InterfaceError(str(e)) from None
         _listeners[name] = lst

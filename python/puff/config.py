@@ -33,6 +33,7 @@ from ._config_schema import (
     GraphqlConfig,
     HttpClientConfig,
     PoolConfig,
+    PostgresConfig,
     PuffConfig,
     RuntimeConfig,
     StaticConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "HttpClientConfig",
     "POOL_KINDS",
     "PoolConfig",
+    "PostgresConfig",
     "PuffConfig",
     "RUNTIME_SETTINGS",
     "RuntimeConfig",
@@ -420,6 +422,9 @@ command_name = "execute_func"
 name = "default"
 url = "postgres://postgres:password@localhost:5432/postgres"
 pool_size = 10
+connect_timeout_ms = 5000
+statement_timeout_ms = 0        # 0: none
+max_prepared = 256              # prepared statements cached per connection
 
 [[redis]]
 name = "default"

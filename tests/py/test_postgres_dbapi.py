@@ -229,3 +229,35 @@ def test_edge_values():
         assert q("select 1") == (1,)  # and the connection goes on
 
     run(main)
+
+
+# ---- pool settings from puff.toml -----------------------------------------------------------------
+
+
+@needs_pg
+def test_postgres_pool_settings_from_puff_toml(project):
+    project.write("puff.toml", """
+        [[postgres]]
+        pool_size = 2
+        connect_timeout_ms = 3000
+        statement_timeout_ms = 300
+        max_prepared = 0
+    """)
+    code = ("import time\n"
+            "from puff import postgres\n"
+            "c = postgres.connect(autocommit=True)\n"
+            "print('timeout', c.execute('show statement_timeout').fetchone()[0])\n"
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    c.execute('select pg_sleep(3)')\n"
+            "except postgres.QueryCanceled:\n"
+            "    print('canceled after', round(time.monotonic() - t0, 1))\n"
+            "c.execute('select %s::int', [1])\n"
+            "print('prepared', c.execute('select count(*) from pg_prepared_statements').fetchone()[0])\n")
+    r = project.run("python", "-c", code, env={"PUFF_DEFAULT_POSTGRES_URL": URL})
+    assert r.returncode == 0, r.stderr
+    assert "timeout 300ms" in r.stdout and "canceled after" in r.stdout and "prepared 0" in r.stdout
+    assert float(r.stdout.split("canceled after ")[1].split()[0]) < 2
+    project.write("puff.toml", "[[postgres]]\nstatement_timeout = 3\n")
+    r = project.run("check")
+    assert r.returncode == 2 and "statement_timeout_ms" in r.stderr + r.stdout
