@@ -261,3 +261,18 @@ def test_postgres_pool_settings_from_puff_toml(project):
     project.write("puff.toml", "[[postgres]]\nstatement_timeout = 3\n")
     r = project.run("check")
     assert r.returncode == 2 and "statement_timeout_ms" in r.stderr + r.stdout
+
+
+@needs_pg
+def test_errors_carry_message_sqlstate_and_position():
+    def main():
+        conn = pg.connect(autocommit=True)
+        with pytest.raises(pg.UndefinedColumn) as ei:
+            conn.execute("select 1, nosuchcol from pg_class")
+        e = ei.value
+        assert isinstance(e, pg.ProgrammingError) and e.pgcode == e.sqlstate == "42703"
+        assert e.diag.statement_position == "11" and e.diag.severity == "ERROR"
+        assert e.pgerror == 'column "nosuchcol" does not exist' and str(e).startswith(e.pgerror)
+        assert conn.execute("select 1").fetchone() == (1,)
+
+    run(main)
