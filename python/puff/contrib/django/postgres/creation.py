@@ -31,5 +31,8 @@ class DatabaseCreation(_pg_creation.DatabaseCreation):
         super()._destroy_test_db(test_database_name, verbosity)
 
     def _clone_test_db(self, suffix, verbosity, keepdb=False):
-        pools.close_database(self.connection.settings_dict["NAME"])
-        super()._clone_test_db(suffix, verbosity, keepdb)
+        # Django's parallel runner forks worker processes, which would not have Puff's runtime
+        # (its I/O threads do not survive a fork): they would wait for the database forever.
+        raise NotImplementedError(
+            "`puff django test --parallel` is not supported: tests run in one process inside the Puff "
+            "runtime. Run them without --parallel (with --noinput, the next run replaces the test database left behind).")
