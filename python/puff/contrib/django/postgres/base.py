@@ -11,8 +11,8 @@ with connections that are ``puff.postgres`` connections on Puff's pools instead 
 3. Nothing is set per session (a shared connection has no session of its own): the time zone is
    not ``SET`` (values are converted in Python instead), ``OPTIONS["assume_role"]`` is refused,
    and an ``OPTIONS["isolation_level"]`` is set per transaction (``SET TRANSACTION``).
-4. Django's psycopg pool (``OPTIONS["pool"]`` as True or a dict) is replaced by Puff's pools:
-   ``OPTIONS["pool"]`` names one (see ``pools``).
+4. Puff's pools replace Django's psycopg pool: ``OPTIONS["pool"]`` names one (``True`` means
+   ``"default"``; Django's dict of psycopg_pool arguments is refused), see ``pools``.
 5. Django keeps its connections per thread; under Puff they are made per greenlet
    (``puff.contrib.django._connections``), so concurrent requests never share one.
 6. Django's ``async_unsafe`` guard asks "is an event loop running in this thread?". With
