@@ -78,7 +78,7 @@ clean:
 # (fuzz/corpus/<name>/), then fuzzes for FUZZ_SECONDS. New inputs go to build/fuzz/corpus/<name>/,
 # so the committed seeds only change by hand. A crash or a failed invariant stops with non-zero
 # status and leaves the input in build/fuzz/artifacts/.
-FUZZERS := http1_parser chunked ws_frame pg_binary
+FUZZERS := http1_parser chunked ws_frame pg_binary http_fields
 FUZZ_SECONDS ?= 20
 
 .PHONY: fuzz-smoke
