@@ -558,9 +558,11 @@ void Connection::drain() {
         h.stmt->parse_error = std::make_shared<const ErrorInfo>(res.error());
         drop_stmt(h.stmt);
       }
-    } else if (!h.have_result || (!res.ok() && h.result.ok())) {
-      // An error after the statement's own result comes from the implicit COMMIT at the Sync
+    } else if (!h.have_result || (is_statement_error(res) && h.result.ok())) {
+      // An ERROR after the statement's own result comes from the implicit COMMIT at the Sync
       // (a deferred constraint): the statement's work was rolled back, so the error is its result.
+      // Not a FATAL or the error libpq makes up when the connection drops: that says nothing
+      // about the statement (a COMMIT answered before the drop did commit; see fail_all).
       h.result = std::move(res);
       h.have_result = true;
     }

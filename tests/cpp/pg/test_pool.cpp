@@ -509,6 +509,25 @@ TEST(PgPool, CommitSucceedsEvenIfTheConnectionDropsRightAfter) {
 }
 
 // The exact window: COMMIT's CommandComplete arrives, the connection dies before ReadyForQuery.
+// A deferred constraint fails at the implicit COMMIT of the Sync, after the INSERT's own result:
+// that error is the statement's outcome (its row was rolled back), on a shared connection.
+TEST(PgPool, DeferredConstraintFailingAtSyncIsTheStatementsResult) {
+  REQUIRE_PG();
+  TempTable parent(url, unique("puff_pg_dparent"), "id int primary key");
+  TempTable child(url, unique("puff_pg_dchild"),
+                  "id int references " + unique("puff_pg_dparent") + " deferrable initially deferred");
+  ASSERT_TRUE(parent.created && child.created);
+  puff::core::IoPool io(1);
+  Pool pool(io, settings_for(url, 1));
+  Result r = run(pool, sql1("INSERT INTO " + child.name + " VALUES ($1::int4)", "7"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().sqlstate, "23503");
+  EXPECT_FALSE(r.error().connection);
+  EXPECT_EQ(child.admin.exec("SELECT count(*) FROM " + child.name), "0");
+  r = run(pool, sql("SELECT 1"));  // the connection goes on
+  EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
 TEST(PgPool, CommitAnsweredThenDroppedIsSuccessUnansweredIsUnknown) {
   puff::core::IoPool io(1);
   for (auto mode : {FakeServer::OnCommit::AnswerThenDrop, FakeServer::OnCommit::DropSilently}) {
