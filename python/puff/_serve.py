@@ -72,6 +72,8 @@ def _parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--certfile", metavar="PEM", help="TLS certificate chain: serve HTTPS (HTTP/1.1 and "
                    "HTTP/2 by ALPN) on every TCP bind [env: PUFF_CERTFILE]")
     p.add_argument("--keyfile", metavar="PEM", help="TLS private key [env: PUFF_KEYFILE]")
+    p.add_argument("--cpu-affinity", metavar="auto|off", help="auto: with at least as many workers as "
+                   "CPUs, pin worker i (all its threads) to CPU i [env: PUFF_CPU_AFFINITY] [default: auto]")
     p.add_argument("--reuse-port", nargs="?", const="true", metavar="BOOL",
                    help="accepted for compatibility: SO_REUSEPORT is always on [env: PUFF_REUSE_PORT]")
     return p

@@ -104,6 +104,7 @@ class ServerConfig:
     ws_max_message: int = 16 * 1024 * 1024
     ws_permessage_deflate: bool = True
     compression_min_size: int = 1024
+    cpu_affinity: str = "auto"  # "auto": pin worker i to CPU i when workers >= CPUs; "off"
 
     def binds(self) -> List[Bind]:
         return [parse_bind(b) for b in self.bind]
@@ -138,6 +139,7 @@ _NATIVE_KEYS = ("max_body", "max_header_bytes", "max_headers", "max_request_line
                 "keepalive_timeout_ms", "body_timeout_ms", "max_connections", "backlog", "max_concurrency",
                 "url_scheme", "ws_max_message", "ws_permessage_deflate")
 URL_SCHEMES = ("http", "https")
+CPU_AFFINITY = ("auto", "off")
 
 #: Settings that ``puff serve`` flags (and some ``PUFF_*`` variables) override:
 #: key -> (environment variable or None, flag).
@@ -150,6 +152,7 @@ SERVER_SETTINGS: Dict[str, Tuple[Optional[str], str]] = {
     "access_log": ("PUFF_ACCESS_LOG", "--access-log"),
     "certfile": ("PUFF_CERTFILE", "--certfile"),
     "keyfile": ("PUFF_KEYFILE", "--keyfile"),
+    "cpu_affinity": ("PUFF_CPU_AFFINITY", "--cpu-affinity"),
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -182,6 +185,11 @@ def setting_value(key: str, value: Any) -> Any:
         return parse_bool(value)
     if key in ("certfile", "keyfile"):
         return str(value)
+    if key == "cpu_affinity":
+        text = str(value).strip().lower()
+        if text not in CPU_AFFINITY:
+            raise ValueError(f"expected \"auto\" or \"off\", got {value!r}")
+        return text
     try:
         number = int(str(value).strip())
     except ValueError:
@@ -215,6 +223,10 @@ def read_server(r) -> ServerConfig:
     if cfg.url_scheme not in URL_SCHEMES:
         raise r.error("url_scheme", f"[server]: 'url_scheme' must be \"http\" or \"https\", "
                                     f"got {cfg.url_scheme!r}")
+    cfg.cpu_affinity = r.get("cpu_affinity", "string", "auto")
+    if cfg.cpu_affinity not in CPU_AFFINITY:
+        raise r.error("cpu_affinity", f"[server]: 'cpu_affinity' must be \"auto\" or \"off\", "
+                                      f"got {cfg.cpu_affinity!r}")
     root = r.get("root_path", "string", "")
     if root and (not root.startswith("/") or any(c in root for c in "?#") or any(ord(c) < 0x21 for c in root)):
         raise r.error("root_path", f"[server]: 'root_path' must be a URL path starting with '/' "

@@ -36,6 +36,8 @@ from http_helpers import APPS, Server, pid_alive, read_response, refused, start,
     ('wsgi = "app:app"\n', ("--workers", "many"), "flag --workers: expected an integer, got 'many'"),
     ('wsgi = "app:app"\n', ("--max-body", "-1"), "flag --max-body: must be >= 0, got -1"),
     ('wsgi = "app:app"\n', ("--reuse-port", "maybe"), "flag --reuse-port: expected a boolean"),
+    ('wsgi = "app:app"\n', ("--cpu-affinity", "sometimes"), "flag --cpu-affinity: expected \"auto\" or \"off\""),
+    ('wsgi = "app:app"\n[server]\ncpu_affinity = "all"\n', (), "'cpu_affinity' must be \"auto\" or \"off\""),
     ('wsgi = "app:app"\n', ("--bind", "no-such-host.invalid:80"), "cannot resolve 'no-such-host.invalid'"),
     ('wsgi = "app:app"\nglobal_state = "nomod:make"\n', (), "global_state 'nomod:make': cannot import module"),
     ('wsgi = "app:app"\nglobal_state = "app:CLOSED"\n', ("--workers", "2"), "global_state 'app:CLOSED' is not callable"),
@@ -299,6 +301,44 @@ def test_workers_serve_restart_and_stop(project):
     assert code == 0, srv.err.text
     srv.err.wait_for("all workers stopped")
     assert not pid_alive(pids[1]) and not pid_alive(new)
+
+
+def _cpus_of(pid):
+    """The CPUs every thread of `pid` may run on, one set per thread."""
+    return [os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")]
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_cpu_affinity_pins_each_worker_and_its_threads(project, mode):
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = max(2, len(cpus))
+    srv = start(project, args=("--workers", str(workers), "--cpu-affinity", mode))
+    try:
+        pids = _workers(srv, count=workers)
+        assert srv.get("/hello")[2] == b"hello"
+        per_worker = [_cpus_of(pid) for pid in pids]
+    finally:
+        assert srv.stop() == 0, srv.err.text
+    for threads in per_worker:
+        assert len(threads) >= 2  # the Python thread and at least one I/O thread
+        if mode == "auto":
+            assert all(len(t) == 1 for t in threads) and len({frozenset(t) for t in threads}) == 1
+        else:
+            assert all(t == set(cpus) for t in threads)
+    if mode == "auto":  # round robin: every CPU gets a worker
+        assert {next(iter(threads[0])) for threads in per_worker} == set(cpus)
+
+
+def test_cpu_affinity_auto_needs_as_many_workers_as_cpus():
+    from puff._supervisor import affinity_cpu
+    cpus = sorted(os.sched_getaffinity(0))
+    n = len(cpus)
+    assert affinity_cpu("auto", 0, 1) is None  # one worker: its threads should spread
+    assert affinity_cpu("off", 0, max(2, n)) is None
+    if n >= 2:
+        assert affinity_cpu("auto", 0, n - 1) is None
+    workers = max(2, n) + 1  # more workers than CPUs: round robin
+    assert [affinity_cpu("auto", i, workers) for i in range(workers)] == [cpus[i % n] for i in range(workers)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
