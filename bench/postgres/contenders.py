@@ -73,7 +73,10 @@ def _puff(body: Callable[[Timer], int], t: Timer, mode: str = "greenlet") -> int
     import puff
     import puff.postgres as pg
 
-    pg.configure("bench", url=URL, pool_size=POOL)
+    extra = {}
+    if os.environ.get("BENCH_PUFF_HUB_CONNECTION"):
+        extra["hub_connection"] = os.environ["BENCH_PUFF_HUB_CONNECTION"] not in ("0", "")
+    pg.configure("bench", url=URL, pool_size=POOL, **extra)
     opts = puff.RuntimeOptions(
         io_threads=int(os.environ.get("BENCH_PUFF_IO_THREADS", "0")),
         spin_us=int(os.environ.get("BENCH_PUFF_SPIN_US", str(puff.RuntimeOptions.spin_us))))

@@ -1,9 +1,15 @@
 #include "core/io_pool.hpp"
 
+#include "core/wake_queue.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <string>
 
@@ -16,11 +22,52 @@ struct IoPool::Loop {
   asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(ctx);
 };
 
+/** The driven context and what wait_driven() watches from inside it: the wake queue's eventfd
+ *  and the caller's extra fd, each on a dup() (the descriptors close their own copies). */
+struct IoPool::Driven {
+  Loop loop;
+  struct Watch {
+    std::unique_ptr<asio::posix::stream_descriptor> sd;
+    int fd = -1;     // the fd watched (the caller's number, not the dup)
+    bool armed = false;
+  };
+  Watch queue, extra;
+  bool woken = false;
+  bool extra_ready = false;
+
+  /** Arms `w` on `fd` (re-created when the fd changed); its wait sets `woken`. */
+  void arm(Watch& w, int fd) {
+    if (w.fd != fd || !w.sd) {
+      w.sd.reset();
+      w.armed = false;
+      w.fd = -1;
+      int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) return;
+      w.sd = std::make_unique<asio::posix::stream_descriptor>(loop.ctx);
+      boost::system::error_code ec;
+      w.sd->assign(dup, ec);
+      if (ec) {
+        ::close(dup);
+        w.sd.reset();
+        return;
+      }
+      w.fd = fd;
+    }
+    if (w.armed) return;
+    w.armed = true;
+    w.sd->async_wait(asio::posix::stream_descriptor::wait_read, [this, &w](const boost::system::error_code&) {
+      w.armed = false;
+      woken = true;
+      if (&w == &extra) extra_ready = true;
+    });
+  }
+};
+
 namespace {
 thread_local int t_index = -1;
 }
 
-IoPool::IoPool(std::size_t threads) {
+IoPool::IoPool(std::size_t threads) : driven_(std::make_unique<Driven>()) {
   if (threads == 0) threads = 1;
   sigset_t all, old;
   sigfillset(&all);
@@ -48,6 +95,42 @@ void IoPool::stop() {
   }
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+  driven_->loop.guard.reset();
+  driven_->loop.ctx.stop();
+}
+
+asio::io_context& IoPool::driven() noexcept { return driven_->loop.ctx; }
+
+std::size_t IoPool::poll_driven() noexcept {
+  try {
+    return driven_->loop.ctx.poll();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed: %s\n", e.what());
+    return 1;
+  }
+}
+
+bool IoPool::wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept {
+  Driven& d = *driven_;
+  auto& ctx = d.loop.ctx;
+  d.extra_ready = false;
+  try {
+    // Spin: run what is ready (a send, a result that just arrived) and watch the queue.
+    auto until = std::chrono::steady_clock::now() + spin;
+    do {
+      if (q.has_items()) return false;
+      ctx.poll();
+      if (q.has_items()) return false;
+    } while (std::chrono::steady_clock::now() < until);
+    // Sleep in the loop itself, with the queue's eventfd and the extra fd among its sockets.
+    d.woken = false;
+    d.arm(d.queue, q.fd());
+    if (extra_fd >= 0) d.arm(d.extra, extra_fd);
+    while (!d.woken && !q.has_items() && !ctx.stopped()) ctx.run_one();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed: %s\n", e.what());
+  }
+  return d.extra_ready;
 }
 
 asio::io_context& IoPool::context(std::size_t i) noexcept { return contexts_[i]->ctx; }

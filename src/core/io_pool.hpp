@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,8 @@ class io_context;
 }
 
 namespace puff::core {
+
+class WakeQueue;
 
 class IoPool {
  public:
@@ -40,8 +43,22 @@ class IoPool {
   /** Stops the loops (idempotent) and joins the threads. */
   void stop();
 
+  /** A context that no I/O thread runs: the thread that owns it (the Python thread's hub) runs
+   *  it inside wait_driven() and poll_driven(), so a socket on it needs no hand-off between
+   *  threads (uvloop's model, for the connections that want it). next() and size() never
+   *  include it. Valid for the pool's lifetime; posting to it is allowed from any thread. */
+  boost::asio::io_context& driven() noexcept;
+  /** Owner thread only. Runs driven()'s ready handlers while watching `q` for up to `spin`, then
+   *  sleeps in driven() until `q` has items, `extra_fd` (if >= 0) is readable or stop(). True
+   *  when it woke for `extra_fd`. A handler's exception is reported on stderr and swallowed. */
+  bool wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept;
+  /** Owner thread only. Runs driven()'s ready handlers; how many ran. */
+  std::size_t poll_driven() noexcept;
+
  private:
   struct Loop;
+  struct Driven;
+  std::unique_ptr<Driven> driven_;
   std::vector<std::unique_ptr<Loop>> contexts_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> rr_{0};

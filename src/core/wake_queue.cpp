@@ -27,6 +27,13 @@ void WakeQueue::push(WakeNode* node) noexcept {
   if (old == nullptr) wake();
 }
 
+void WakeQueue::push_quiet(WakeNode* node) noexcept {
+  WakeNode* old = head_.load(std::memory_order_relaxed);
+  do {
+    node->next = old;
+  } while (!head_.compare_exchange_weak(old, node, std::memory_order_release, std::memory_order_relaxed));
+}
+
 WakeNode* WakeQueue::pop_all() noexcept {
   WakeNode* list = head_.exchange(nullptr, std::memory_order_acquire);
   // The stack is newest-first; reverse it so items are handled in arrival order.
@@ -46,9 +53,13 @@ void WakeQueue::wake() noexcept {
   do {
     r = ::write(efd_, &one, sizeof one);
   } while (r < 0 && errno == EINTR);
+  // After the write: whenever the eventfd is readable, written_ is (or is about to be) set, so
+  // clear_wakeup() never leaves it readable for good.
+  written_.store(true, std::memory_order_release);
 }
 
 void WakeQueue::clear_wakeup() noexcept {
+  if (!written_.exchange(false, std::memory_order_acq_rel)) return;
   uint64_t v;
   ssize_t r;
   do {

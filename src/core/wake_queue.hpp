@@ -26,6 +26,10 @@ class WakeQueue {
   /** Any thread. Never blocks; writes the eventfd when the queue was empty. */
   void push(WakeNode* node) noexcept;
 
+  /** Consumer thread only, while it is awake and will look at the queue before it sleeps (the
+   *  hub running its own I/O loop): queues without the eventfd write. */
+  void push_quiet(WakeNode* node) noexcept;
+
   /** Consumer thread only. Takes every queued node, oldest first (a singly linked list). */
   WakeNode* pop_all() noexcept;
 
@@ -43,11 +47,13 @@ class WakeQueue {
   /** The eventfd, for registering with another loop (asyncio add_reader). */
   int fd() const noexcept { return efd_; }
 
-  /** Consumer thread only. Consumes a pending wake-up; call before pop_all(). */
+  /** Consumer thread only. Consumes a pending wake-up; call before pop_all(). No syscall when
+   *  nothing was written since the last call. */
   void clear_wakeup() noexcept;
 
  private:
   std::atomic<WakeNode*> head_{nullptr};
+  std::atomic<bool> written_{false};  // set after each eventfd write, taken by clear_wakeup()
   int efd_ = -1;
 };
 

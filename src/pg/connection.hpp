@@ -54,6 +54,11 @@ struct PoolSettings {
   std::uint32_t max_prepared = 256;
   /** Connections opened by Pool::start() and kept open (reconnected) while the pool lives. */
   std::uint32_t min_connections = 1;
+  /** The first connection (and whichever replaces it) lives on IoPool::driven(), the loop the
+   *  Python thread runs while it waits, instead of on an I/O thread: a caller that runs one query
+   *  at a time gets it (routing prefers the first connection among idle ones) and its round trip
+   *  needs no thread hand-off. Only for a driven() that its owner keeps running. */
+  bool first_on_driven = false;
 };
 
 /** Connection keywords resolved from the settings, ready for PQconnectStartParams. */

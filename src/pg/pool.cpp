@@ -273,8 +273,19 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     ev.offload = [runner](std::function<void()> job) {
       if (auto r = runner.lock()) r->post(std::move(job));
     };
-    std::size_t t = next_thread++ % io.size();
-    auto c = std::make_shared<Connection>(io.context(t), info, std::move(ev));
+    asio::io_context* ctx = nullptr;
+    if (settings.first_on_driven) {
+      ctx = &io.driven();
+      for (const auto& s : slots)
+        if (&s.conn->context() == ctx) ctx = nullptr;  // it has one already
+    }
+    if (!ctx) ctx = &io.context(next_thread++ % io.size());
+    auto c = std::make_shared<Connection>(*ctx, info, std::move(ev));
+    if (ctx == &io.driven()) {
+      slots.insert(slots.begin(), Slot{c, false, false});  // first: least_loaded() prefers it on ties
+      d.add([c] { post_to(*c, [c] { c->start(); }); });
+      return;
+    }
     slots.push_back(Slot{c, false, false});
     d.add([c] { post_to(*c, [c] { c->start(); }); });
   }

@@ -229,7 +229,12 @@ void Op::complete() noexcept {
     PyGILState_Release(g);
     return;
   }
-  g_hub->queue.push(this);
+  // A handler of the hub's own I/O loop runs on the Python thread, which looks at the queue
+  // before it sleeps: no eventfd write needed (not under asyncio, whose loop sleeps instead).
+  if (on_python_thread() && !g_hub->loop)
+    g_hub->queue.push_quiet(this);
+  else
+    g_hub->queue.push(this);
 }
 
 void Op::deliver() {
@@ -455,10 +460,13 @@ PyObject* run_hub(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     h.draining = false;
     if (h.stop_signal.load(std::memory_order_relaxed)) break;
     if (!more) {
+      // Sleeps in the hub's own I/O loop (IoPool::driven()): Postgres connections that live there
+      // send and receive on this thread, without waking an I/O thread.
+      bool signalled;
       Py_BEGIN_ALLOW_THREADS
-      h.queue.wait(spin, -1, signal_fd);
+      signalled = h.io->wait_driven(h.queue, spin, signal_fd);
       Py_END_ALLOW_THREADS
-      if (signal_fd >= 0) {
+      if (signalled) {
         char buf[64];
         while (::read(signal_fd, buf, sizeof buf) > 0) {
         }
@@ -683,6 +691,7 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
   core::flush_post_batch();  // posts held for the loop's next round go out before the I/O threads end
   close_http_servers();
   close_pg_pools();
+  g_hub->io->poll_driven();  // connections on the hub's loop close (their queries fail) now
   shutdown_blocking_pool();
   // Joining the I/O threads can wait for a running handler; do it without the GIL.
   std::unique_ptr<core::IoPool> io = std::move(g_hub->io);

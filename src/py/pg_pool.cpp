@@ -317,6 +317,13 @@ PyObject* start_cancellable(OpT* op) {
   return r;
 }
 
+/** Python thread: runs what is ready on the hub's own I/O loop now (a released lease's
+ *  connection returns to the pool at once when it is idle, as it would on an I/O thread) rather
+ *  than at the hub's next wait. Its handlers never touch Python objects. */
+void settle_driven() {
+  if (hub() && hub()->io && on_python_thread()) hub()->io->poll_driven();
+}
+
 bool check_hub() {
   if (!hub() || !hub()->io) {
     PyErr_SetString(PyExc_RuntimeError, "puff.postgres needs the Puff runtime (run inside puff)");
@@ -331,10 +338,12 @@ PyObject* pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   const char* url;
   const char* name = "default";
   unsigned int pool_size = 10, connect_timeout_ms = 5000, statement_timeout_ms = 0, max_prepared = 256;
+  int hub_connection = 1;
   static const char* kw[] = {"url", "pool_size", "name", "connect_timeout_ms", "statement_timeout_ms",
-                             "max_prepared", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|IsIII:PgPool", const_cast<char**>(kw), &url, &pool_size, &name,
-                                   &connect_timeout_ms, &statement_timeout_ms, &max_prepared))
+                             "max_prepared", "hub_connection", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|IsIIIp:PgPool", const_cast<char**>(kw), &url, &pool_size,
+                                   &name, &connect_timeout_ms, &statement_timeout_ms, &max_prepared,
+                                   &hub_connection))
     return nullptr;
   if (!check_hub() || !pg_values_init()) return nullptr;
   pg::PoolSettings s;
@@ -344,6 +353,10 @@ PyObject* pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   s.connect_timeout_ms = connect_timeout_ms;
   s.statement_timeout_ms = statement_timeout_ms;
   s.max_prepared = max_prepared;
+  // Greenlet runtimes: the hub runs its own I/O loop whenever it waits, so the first connection
+  // lives there (sequential queries need no thread hand-off). Not under asyncio, whose loop waits
+  // instead of the hub.
+  s.first_on_driven = hub_connection && hub()->loop == nullptr;
   std::shared_ptr<pg::Pool> pool;
   try {
     pool = std::make_shared<pg::Pool>(*hub()->io, std::move(s));
@@ -447,7 +460,9 @@ PyTypeObject PoolType = [] {
   t.tp_basicsize = sizeof(PoolObject);
   t.tp_flags = Py_TPFLAGS_DEFAULT;
   t.tp_doc = "PgPool(url, pool_size=10, name='default', connect_timeout_ms=5000, statement_timeout_ms=0, "
-             "max_prepared=256): a pipelined Postgres pool on Puff's I/O threads (inside the runtime).";
+             "max_prepared=256, hub_connection=True): a pipelined Postgres pool on Puff's I/O threads (inside the "
+             "runtime); with hub_connection (greenlet runtimes) its first connection lives on the Python thread's "
+             "own loop.";
   t.tp_new = pool_new;
   t.tp_dealloc = pool_dealloc;
   t.tp_methods = pool_methods;
@@ -464,6 +479,7 @@ void lease_dealloc(PyObject* o) {
     (*self->lease)->release();  // rolls back an open transaction first
     delete self->lease;
     self->lease = nullptr;
+    settle_driven();
   }
   PyObject_Free(o);
 }
@@ -510,6 +526,7 @@ PyObject* lease_release(PyObject* o, PyObject*) {
     (*self->lease)->release();
     delete self->lease;
     self->lease = nullptr;
+    settle_driven();
   }
   Py_RETURN_NONE;
 }

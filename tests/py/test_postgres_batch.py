@@ -85,3 +85,33 @@ def test_batched_insert_in_a_transaction():
             auto.execute(f"drop table {name}", prepare=False)
 
     puff.run(main)
+
+
+@needs_pg
+@pytest.mark.parametrize("hub_connection", [True, False])
+def test_hub_connection_on_and_off(hub_connection):
+    """The pool's first connection on the hub's own loop (greenlet runtimes) or on an I/O thread:
+    sequential, concurrent, transaction and blocking-thread callers all get their answers."""
+
+    def main():
+        pg.configure("default", URL, pool_size=3, hub_connection=hub_connection)
+        cur = pg.connect(autocommit=True).cursor()
+        for i in range(200):
+            cur.execute("select %s::int", (i,))
+            assert cur.fetchone() == (i,)
+
+        def caller(k):
+            c = pg.connect(autocommit=True).cursor()
+            for i in range(50):
+                c.execute("select %s::int + %s", (i, k))
+                assert c.fetchone() == (i + k,)
+            with pg.connect() as tx:
+                assert tx.execute("select %s::int", (k,)).fetchone() == (k,)
+            return k
+
+        assert sorted(puff.join_all([puff.spawn(caller, k) for k in range(20)])) == list(range(20))
+        assert puff.join_all([puff.spawn_blocking(caller, 99)]) == [99]  # a blocking-pool thread
+        return pg.get_pool().stats()
+
+    stats = puff.run(main)
+    assert stats["pinned"] == 0 and stats["in_flight"] == 0

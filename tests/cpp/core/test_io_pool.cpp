@@ -1,6 +1,10 @@
 #include "core/io_pool.hpp"
+#include "core/wake_queue.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -104,4 +108,66 @@ TEST(IoPool, SignalsAreBlockedOnIoThreads) {
   });
   ASSERT_TRUE(eventually([&] { return blocked.load() != -1; }));
   EXPECT_EQ(blocked.load(), 1);
+}
+
+// ---- the driven context (run by its owner inside wait_driven / poll_driven) --------------------
+
+namespace {
+
+struct Item : puff::core::WakeNode {};
+
+}  // namespace
+
+TEST(IoPool, DrivenContextRunsOnlyInsideItsOwnersWaits) {
+  IoPool pool(1);
+  puff::core::WakeQueue q;
+  std::thread::id ran_on;
+  Item item;
+  boost::asio::post(pool.driven(), [&] {
+    ran_on = std::this_thread::get_id();
+    q.push(&item);  // a handler completing something for its owner
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(ran_on, std::thread::id());  // no I/O thread ran it
+  pool.wait_driven(q, 0us, -1);          // runs it, then sees the queue
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(q.pop_all(), &item);
+}
+
+TEST(IoPool, WaitDrivenWakesForThePostsOfOtherThreadsAndForTheQueue) {
+  IoPool pool(2);
+  puff::core::WakeQueue q;
+  std::atomic<int> ran{0};
+  std::thread other([&] {
+    std::this_thread::sleep_for(30ms);
+    boost::asio::post(pool.driven(), [&] { ++ran; });  // wakes the owner's sleep in the loop
+    std::this_thread::sleep_for(30ms);
+    static Item item;
+    q.push(&item);  // the queue's eventfd, watched from inside the loop
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  while (!q.has_items()) pool.wait_driven(q, 10us, -1);
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  other.join();
+  q.clear_wakeup();
+  EXPECT_NE(q.pop_all(), nullptr);
+}
+
+TEST(IoPool, WaitDrivenReturnsWhenTheExtraFdIsReadable) {
+  IoPool pool(1);
+  puff::core::WakeQueue q;
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  std::thread other([&] {
+    std::this_thread::sleep_for(30ms);
+    char c = 'x';
+    ASSERT_EQ(::write(p[1], &c, 1), 1);
+  });
+  pool.wait_driven(q, 0us, p[0]);  // returns once the pipe is readable
+  char c;
+  EXPECT_EQ(::read(p[0], &c, 1), 1);
+  other.join();
+  ::close(p[0]);
+  ::close(p[1]);
 }
