@@ -1,5 +1,6 @@
 """executemany's multi-row INSERTs inside a transaction (python/puff/_pg_batch.py)."""
 
+import time
 import uuid
 
 import pytest
@@ -115,3 +116,32 @@ def test_hub_connection_on_and_off(hub_connection):
 
     stats = puff.run(main)
     assert stats["pinned"] == 0 and stats["in_flight"] == 0
+
+
+@needs_pg
+def test_the_hub_connection_answers_while_greenlets_keep_the_hub_busy():
+    """A query on the hub's own connection completes even when the hub never goes idle (greenlets
+    that yield to each other in a loop): it hung forever before the busy hub polled its loop."""
+    from puff import _native
+
+    def main():
+        pg.configure("default", URL, pool_size=2, hub_connection=True)
+        cur = pg.connect(autocommit=True).cursor()
+        stop = []
+        give_up = time.monotonic() + 20  # a starved query turns into a failure, not a hung run
+
+        def busy():
+            while not stop and time.monotonic() < give_up:
+                _native.yield_now()
+
+        spinners = [puff.spawn(busy) for _ in range(20)]
+        try:
+            for i in range(50):
+                cur.execute("select %s::int", (i,))
+                assert cur.fetchone() == (i,)
+            return time.monotonic() < give_up  # answered while the spinners were still busy
+        finally:
+            stop.append(True)
+            puff.join_all(spinners)
+
+    assert puff.run(main) is True
