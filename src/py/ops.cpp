@@ -225,8 +225,61 @@ PyObject* read_file_bytes(PyObject*, PyObject* arg) {
   return start(new ReadFileOp(std::move(path)));
 }
 
+// ---- a future's done-callback that acts on cancellation ------------------------------------------
+
+struct OnCancelObject {
+  PyObject_HEAD
+  std::function<void()>* fn;
+};
+
+PyObject* on_cancel_call(PyObject* o, PyObject* args, PyObject*) {
+  auto* self = reinterpret_cast<OnCancelObject*>(o);
+  PyObject* fut = PyTuple_Size(args) == 1 ? PyTuple_GET_ITEM(args, 0) : nullptr;
+  if (!fut) Py_RETURN_NONE;
+  PyObject* c = PyObject_CallMethod(fut, "cancelled", nullptr);
+  if (!c) return nullptr;
+  int cancelled = PyObject_IsTrue(c);
+  Py_DECREF(c);
+  if (cancelled > 0 && self->fn && *self->fn) (*self->fn)();
+  Py_RETURN_NONE;
+}
+
+void on_cancel_dealloc(PyObject* o) {
+  delete reinterpret_cast<OnCancelObject*>(o)->fn;
+  PyObject_Free(o);
+}
+
+PyTypeObject OnCancelType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.OnCancel";
+  t.tp_basicsize = sizeof(OnCancelObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "A future's done-callback: stops native work when the future was cancelled.";
+  t.tp_call = on_cancel_call;
+  t.tp_dealloc = on_cancel_dealloc;
+  return t;
+}();
+
+PyObject* on_future_cancelled(PyObject* r, std::function<void()> on_cancel) {
+  if (!r || !coroutine_mode() || !PyObject_HasAttrString(r, "add_done_callback")) return r;
+  auto* cb = PyObject_New(OnCancelObject, &OnCancelType);
+  if (!cb) {
+    Py_DECREF(r);
+    return nullptr;
+  }
+  cb->fn = new std::function<void()>(std::move(on_cancel));
+  PyObject* ok = PyObject_CallMethod(r, "add_done_callback", "O", reinterpret_cast<PyObject*>(cb));
+  Py_DECREF(cb);
+  if (!ok) {
+    Py_DECREF(r);
+    return nullptr;
+  }
+  Py_DECREF(ok);
+  return r;
+}
+
 bool add_ops_types(PyObject* module) {
-  if (PyType_Ready(&RetFuncType) < 0) return false;
+  if (PyType_Ready(&RetFuncType) < 0 || PyType_Ready(&OnCancelType) < 0) return false;
   Py_INCREF(&RetFuncType);
   if (PyModule_AddObject(module, "RetFunc", reinterpret_cast<PyObject*>(&RetFuncType)) < 0) {
     Py_DECREF(&RetFuncType);

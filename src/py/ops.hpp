@@ -3,6 +3,8 @@
 
 #include "py/pyref.hpp"
 
+#include <functional>
+
 namespace puff::py {
 
 /** sleep_ms(ms): a native timer. May switch greenlets. */
@@ -13,6 +15,11 @@ PyObject* noop_async(PyObject* self, PyObject* unused);
 PyObject* read_file_bytes(PyObject* self, PyObject* path);
 /** Adds RetFunc to the module. */
 bool add_ops_types(PyObject* module);
+
+/** Python thread. `r` is what start() returned: when it is an asyncio future (a coroutine
+ *  caller), `on_cancel` runs if that future is cancelled (task.cancel(), wait_for's timeout), so
+ *  the native work can stop early. Returns `r`, or NULL with an exception set (and `r` dropped). */
+PyObject* on_future_cancelled(PyObject* r, std::function<void()> on_cancel);
 
 /** run_blocking(fn, on_done): runs fn() on the blocking pool; on_done(value, exc) on the Python thread. */
 PyObject* run_blocking(PyObject* self, PyObject* const* args, Py_ssize_t nargs);

@@ -5,6 +5,7 @@
 // Python layer loops until its deadline). The Python API is puff/_pg_listen.py.
 #include "pg/listener.hpp"
 #include "py/hub.hpp"
+#include "py/ops.hpp"
 #include "py/pg_values.hpp"
 
 #include <memory>
@@ -92,41 +93,6 @@ class WaitOp final : public Op {
   std::shared_ptr<pg::Subscription> sub_;
   std::int64_t timeout_ms_;
 };
-
-// A cancelled asyncio future (wait_for's timeout, task.cancel()) wakes its WaitOp at once instead
-// of leaving it queued until the next notification; result() is not called for it, so no
-// notification is taken.
-struct WakerObject {
-  PyObject_HEAD
-  std::shared_ptr<pg::Subscription>* sub;
-};
-
-PyObject* waker_call(PyObject* o, PyObject* args, PyObject*) {
-  auto* self = reinterpret_cast<WakerObject*>(o);
-  PyObject* fut = PyTuple_Size(args) == 1 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-  if (!fut) Py_RETURN_NONE;
-  PyObject* c = PyObject_CallMethod(fut, "cancelled", nullptr);
-  if (!c) return nullptr;
-  int cancelled = PyObject_IsTrue(c);
-  Py_DECREF(c);
-  if (cancelled > 0 && self->sub) (*self->sub)->wake_all();
-  Py_RETURN_NONE;
-}
-
-void waker_dealloc(PyObject* o) {
-  delete reinterpret_cast<WakerObject*>(o)->sub;
-  PyObject_Free(o);
-}
-
-PyTypeObject WakerType = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "puff._native.PgSubscriptionWaker";
-  t.tp_basicsize = sizeof(WakerObject);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_call = waker_call;
-  t.tp_dealloc = waker_dealloc;
-  return t;
-}();
 
 bool check_runtime() {
   if (!hub() || !hub()->io) {
@@ -267,22 +233,11 @@ PyObject* sub_get(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   }
   if (!check_runtime()) return nullptr;
   auto sub = *self->sub;
+  // A cancelled asyncio future (wait_for's timeout, task.cancel()) wakes its WaitOp at once
+  // instead of leaving it queued until the next notification; result() is not called for it, so
+  // no notification is taken.
   PyObject* r = start(new WaitOp(sub, timeout_ms));
-  if (!r || !coroutine_mode() || !PyObject_HasAttrString(r, "add_done_callback")) return r;
-  auto* w = PyObject_New(WakerObject, &WakerType);
-  if (!w) {
-    Py_DECREF(r);
-    return nullptr;
-  }
-  w->sub = new std::shared_ptr<pg::Subscription>(std::move(sub));
-  PyObject* ok = PyObject_CallMethod(r, "add_done_callback", "O", reinterpret_cast<PyObject*>(w));
-  Py_DECREF(w);
-  if (!ok) {
-    Py_DECREF(r);
-    return nullptr;
-  }
-  Py_DECREF(ok);
-  return r;
+  return on_future_cancelled(r, [sub] { sub->wake_all(); });
 }
 
 PyObject* sub_close(PyObject* o, PyObject*) {
@@ -354,7 +309,7 @@ bool add_pg_listen_types(PyObject* module) {
   SubscriptionType.tp_dealloc = sub_dealloc;
   SubscriptionType.tp_methods = sub_methods;
   SubscriptionType.tp_getset = sub_getset;
-  if (PyType_Ready(&ListenerType) < 0 || PyType_Ready(&SubscriptionType) < 0 || PyType_Ready(&WakerType) < 0)
+  if (PyType_Ready(&ListenerType) < 0 || PyType_Ready(&SubscriptionType) < 0)
     return false;
   Py_INCREF(&ListenerType);
   if (PyModule_AddObject(module, "PgListener", reinterpret_cast<PyObject*>(&ListenerType)) < 0) return false;

@@ -4,6 +4,7 @@
 // count in the command tag (-1 when it has none). Errors raise what puff.postgres's factory makes.
 #include "pg/pool.hpp"
 #include "py/hub.hpp"
+#include "py/ops.hpp"
 #include "py/pg_values.hpp"
 
 #include <atomic>
@@ -260,61 +261,11 @@ bool parse_many(PyObject* arg, std::vector<pg::Query>& out) {
   return true;
 }
 
-// ---- asyncio cancellation: a done-callback on the op's future ----------------------------------
-
-struct CancellerObject {
-  PyObject_HEAD
-  std::shared_ptr<CancelState>* cs;
-};
-
-PyObject* canceller_call(PyObject* o, PyObject* args, PyObject*) {
-  auto* self = reinterpret_cast<CancellerObject*>(o);
-  PyObject* fut = PyTuple_Size(args) == 1 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-  if (!fut) Py_RETURN_NONE;
-  PyObject* c = PyObject_CallMethod(fut, "cancelled", nullptr);
-  if (!c) return nullptr;
-  int cancelled = PyObject_IsTrue(c);
-  Py_DECREF(c);
-  if (cancelled > 0 && self->cs) (*self->cs)->cancel();
-  Py_RETURN_NONE;
-}
-
-void canceller_dealloc(PyObject* o) {
-  delete reinterpret_cast<CancellerObject*>(o)->cs;
-  PyObject_Free(o);
-}
-
-PyTypeObject CancellerType = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "puff._native.PgCanceller";
-  t.tp_basicsize = sizeof(CancellerObject);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_doc = "Cancels a Postgres op's queries when its asyncio future is cancelled.";
-  t.tp_call = canceller_call;
-  t.tp_dealloc = canceller_dealloc;
-  return t;
-}();
-
 /** start(op); for a future (a coroutine caller), cancelling it cancels the queries too. */
 template <class OpT>
 PyObject* start_cancellable(OpT* op) {
   auto cs = op->cancel_state();
-  PyObject* r = start(op);  // `op` may be gone from here on
-  if (!r || !coroutine_mode() || !PyObject_HasAttrString(r, "add_done_callback")) return r;
-  auto* c = PyObject_New(CancellerObject, &CancellerType);
-  if (!c) {
-    Py_DECREF(r);
-    return nullptr;
-  }
-  c->cs = new std::shared_ptr<CancelState>(std::move(cs));
-  PyObject* ok = PyObject_CallMethod(r, "add_done_callback", "O", reinterpret_cast<PyObject*>(c));
-  Py_DECREF(c);
-  if (!ok) {
-    Py_DECREF(r);
-    return nullptr;
-  }
-  Py_DECREF(ok);
-  return r;
+  return on_future_cancelled(start(op), [cs] { cs->cancel(); });  // `op` may be gone after start()
 }
 
 /** Python thread: runs what is ready on the hub's own I/O loop now (a released lease's
@@ -597,7 +548,7 @@ bool add_pg_types(PyObject* module) {
   LeaseType.tp_dealloc = lease_dealloc;
   LeaseType.tp_methods = lease_methods;
   LeaseType.tp_getset = lease_getset;
-  if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&LeaseType) < 0 || PyType_Ready(&CancellerType) < 0) return false;
+  if (PyType_Ready(&PoolType) < 0 || PyType_Ready(&LeaseType) < 0) return false;
   Py_INCREF(&PoolType);
   if (PyModule_AddObject(module, "PgPool", reinterpret_cast<PyObject*>(&PoolType)) < 0) return false;
   Py_INCREF(&LeaseType);
