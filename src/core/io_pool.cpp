@@ -34,6 +34,7 @@ struct IoPool::Driven {
   Watch queue, extra;
   bool woken = false;
   bool extra_ready = false;
+  std::atomic<int> users{0};
 
   /** Arms `w` on `fd` (re-created when the fd changed); its wait sets `woken`. */
   void arm(Watch& w, int fd) {
@@ -102,6 +103,7 @@ void IoPool::stop() {
 asio::io_context& IoPool::driven() noexcept { return driven_->loop.ctx; }
 
 std::size_t IoPool::poll_driven() noexcept {
+  if (driven_->users.load(std::memory_order_relaxed) == 0) return 0;
   try {
     return driven_->loop.ctx.poll();
   } catch (const std::exception& e) {
@@ -110,9 +112,15 @@ std::size_t IoPool::poll_driven() noexcept {
   }
 }
 
+void IoPool::use_driven(int delta) noexcept { driven_->users.fetch_add(delta, std::memory_order_relaxed); }
+
 bool IoPool::wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept {
   Driven& d = *driven_;
   auto& ctx = d.loop.ctx;
+  if (d.users.load(std::memory_order_relaxed) == 0) {
+    q.wait(spin, -1, extra_fd);
+    return extra_fd >= 0;
+  }
   d.extra_ready = false;
   try {
     // Spin: run what is ready (a send, a result that just arrived) and watch the queue.

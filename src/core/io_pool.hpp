@@ -50,9 +50,14 @@ class IoPool {
   boost::asio::io_context& driven() noexcept;
   /** Owner thread only. Runs driven()'s ready handlers while watching `q` for up to `spin`, then
    *  sleeps in driven() until `q` has items, `extra_fd` (if >= 0) is readable or stop(). True
-   *  when it woke for `extra_fd`. A handler's exception is reported on stderr and swallowed. */
+   *  when it woke for `extra_fd` (or may have). A handler's exception is reported on stderr and
+   *  swallowed. While nobody uses driven() (use_driven()), it is q.wait(spin, -1, extra_fd):
+   *  a spin on memory, without the loop's syscalls. */
   bool wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept;
-  /** Owner thread only. Runs driven()'s ready handlers; how many ran. */
+  /** Any thread: +1 / -1 for each user that keeps sockets on driven(). */
+  void use_driven(int delta) noexcept;
+  /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven()); how
+   *  many ran. */
   std::size_t poll_driven() noexcept;
 
  private:

@@ -117,10 +117,14 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
 
   PoolCore(core::IoPool& io_pool, PoolSettings s, std::shared_ptr<const ConnInfo> ci)
       : io(io_pool), settings(std::move(s)), info(std::move(ci)) {}
+  ~PoolCore() {
+    if (uses_driven) io.use_driven(-1);
+  }
 
   core::IoPool& io;
   const PoolSettings settings;
   const std::shared_ptr<const ConnInfo> info;
+  bool uses_driven = false;  // has put a connection on io.driven() (the hub then polls it)
   std::shared_ptr<Runner> runner = std::make_shared<Runner>();
 
   mutable std::mutex m;
@@ -282,6 +286,8 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     if (!ctx) ctx = &io.context(next_thread++ % io.size());
     auto c = std::make_shared<Connection>(*ctx, info, std::move(ev));
     if (ctx == &io.driven()) {
+      if (!uses_driven) io.use_driven(+1);
+      uses_driven = true;
       slots.insert(slots.begin(), Slot{c, false, false});  // first: least_loaded() prefers it on ties
       d.add([c] { post_to(*c, [c] { c->start(); }); });
       return;

@@ -120,6 +120,7 @@ struct Item : puff::core::WakeNode {};
 
 TEST(IoPool, DrivenContextRunsOnlyInsideItsOwnersWaits) {
   IoPool pool(1);
+  pool.use_driven(+1);  // without a user, wait_driven() is the queue's own wait
   puff::core::WakeQueue q;
   std::thread::id ran_on;
   Item item;
@@ -136,6 +137,7 @@ TEST(IoPool, DrivenContextRunsOnlyInsideItsOwnersWaits) {
 
 TEST(IoPool, WaitDrivenWakesForThePostsOfOtherThreadsAndForTheQueue) {
   IoPool pool(2);
+  pool.use_driven(+1);
   puff::core::WakeQueue q;
   std::atomic<int> ran{0};
   std::thread other([&] {
@@ -155,19 +157,22 @@ TEST(IoPool, WaitDrivenWakesForThePostsOfOtherThreadsAndForTheQueue) {
 }
 
 TEST(IoPool, WaitDrivenReturnsWhenTheExtraFdIsReadable) {
-  IoPool pool(1);
-  puff::core::WakeQueue q;
-  int p[2];
-  ASSERT_EQ(::pipe(p), 0);
-  std::thread other([&] {
-    std::this_thread::sleep_for(30ms);
-    char c = 'x';
-    ASSERT_EQ(::write(p[1], &c, 1), 1);
-  });
-  pool.wait_driven(q, 0us, p[0]);  // returns once the pipe is readable
-  char c;
-  EXPECT_EQ(::read(p[0], &c, 1), 1);
-  other.join();
-  ::close(p[0]);
-  ::close(p[1]);
+  for (int users : {0, 1}) {  // the queue's own wait, then the loop's
+    IoPool pool(1);
+    pool.use_driven(users);
+    puff::core::WakeQueue q;
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    std::thread other([&] {
+      std::this_thread::sleep_for(30ms);
+      char c = 'x';
+      ASSERT_EQ(::write(p[1], &c, 1), 1);
+    });
+    EXPECT_TRUE(pool.wait_driven(q, 0us, p[0]));  // returns once the pipe is readable
+    char c;
+    EXPECT_EQ(::read(p[0], &c, 1), 1);
+    other.join();
+    ::close(p[0]);
+    ::close(p[1]);
+  }
 }
