@@ -1,6 +1,6 @@
 """Puff's foundation in one command: greenlets, asyncio, native I/O and a C++ extension.
 
-Run it with `make run` from the repository root, or `puff hello` from this folder.
+Run it with `make hello` from the repository root, or `puff hello` from this folder.
 """
 
 import asyncio
