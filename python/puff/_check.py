@@ -47,6 +47,7 @@ def run_check(cfg: PuffConfig, out) -> int:
             if e.detail:
                 out.write("".join("    " + line + "\n" for line in e.detail.rstrip().splitlines()))
             status = 2
+    status = max(status, _serve_files(cfg, out))
     pools = list(cfg.pools())
     if not pools:
         out.write("no pools configured\n")
@@ -69,8 +70,30 @@ def _dotted_paths(cfg: PuffConfig) -> List[Tuple[str, str, tuple]]:
     for key in ("global_state", "wsgi", "asgi"):
         if getattr(cfg, key):
             paths.append((key, getattr(cfg, key), (key,)))
+    paths += [(f"[[mount]] {m.prefix} {m.interface}", m.app, ("mount", i, m.interface))
+              for i, m in enumerate(cfg.mount)]
     paths += [("[[graphql]] schema", g.schema, ("graphql",)) for g in cfg.graphql]
     return paths
+
+
+def _serve_files(cfg: PuffConfig, out) -> int:
+    """The files `puff serve` needs: [[static]] directories and the TLS certificate and key."""
+    from ._serve import check_static, check_tls
+
+    checks = []
+    if cfg.static:
+        checks.append(("[[static]] directories", check_static))
+    if cfg.server.certfile or cfg.server.keyfile:
+        checks.append(("TLS files", check_tls))
+    status = 0
+    for what, check in checks:
+        try:
+            check(cfg)
+            out.write(f"{what}: ok\n")
+        except ConfigError as e:
+            out.write(f"{what}: FAILED ({e.message})\n")
+            status = 2
+    return status
 
 
 def probe(pool: PoolConfig, timeout: float = TIMEOUT_S) -> Tuple[bool, float, str]:

@@ -45,7 +45,8 @@ WATCHDOG_MARGIN_MS = 5000
 _POLL_MS = 10
 
 USAGE = """\
-Serve the WSGI application named by `wsgi` in puff.toml (or --wsgi) over HTTP/1.1.
+Serve the WSGI or ASGI application named by `wsgi`/`asgi` in puff.toml (or --wsgi/--asgi), and
+its [[mount]]s and [[static]] directories, over HTTP/1.1, HTTP/2 and WebSocket.
 Flags override [server] in puff.toml and the PUFF_* variables. See docs/http.md."""
 
 

@@ -76,7 +76,15 @@ def _main(argv: List[str]) -> int:
         return EXIT_OK
     if command in ("example-config", "example_config"):
         return _cmd_example_config(args)
-    cfg = _config.load(_prescan_config(global_args))
+    try:
+        cfg = _config.load(_prescan_config(global_args))
+    except ConfigError as e:
+        wants_help = not argv or any(h in global_args or (command and h in args) for h in ("-h", "--help"))
+        if not wants_help:
+            raise
+        # Help must work while puff.toml is broken: show it without the file's [[commands]].
+        sys.stderr.write(f"puff: config error: {e}\npuff: (the help below leaves out what puff.toml defines)\n")
+        cfg = PuffConfig()
     parser, flag_of = build_parser(cfg)
     ns = parser.parse_args(global_args)
     for dest, value in vars(ns).items():
@@ -429,9 +437,26 @@ def _cmd_django(cfg: PuffConfig, args: List[str]) -> int:
         raise UsageError("`puff django runserver` is not supported: Django's development server "
                          "does not run inside Puff; serve the project with `puff serve` and "
                          "wsgi = \"<project>.wsgi:application\" in puff.toml")
+    if args and args[0] == "test" and _parallel_requested(args[1:]):
+        raise UsageError("`puff django test --parallel` is not supported: Django's parallel runner forks "
+                         "processes that have no Puff runtime; run the tests in one process (leave out "
+                         "--parallel, or --parallel 1)")
     argv = ["puff django", *args]
     sys.argv = argv
     return run_in_runtime(cfg, lambda: ManagementUtility(argv).execute(), result_is_status=True)
+
+
+def _parallel_requested(args: List[str]) -> bool:
+    """True when `django test` arguments ask for more than one test process."""
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a.startswith("--parallel="):
+            return a.split("=", 1)[1] != "1"
+        if a == "--parallel":
+            value = args[i + 1] if i + 1 < len(args) else ""
+            return value != "1"  # no value (or "auto"): one process per CPU
+    return False
 
 
 def _cmd_wait_forever(cfg: PuffConfig, args: List[str]) -> int:
@@ -476,7 +501,7 @@ def _cmd_serve(cfg: PuffConfig, args: List[str]) -> int:
 
 #: Built-in commands: name -> (help, handler(cfg, args) -> exit status).
 _BUILTINS = {
-    "serve": ("Serve the WSGI app (`wsgi` in puff.toml or --wsgi) over HTTP; alias runserver.", _cmd_serve),
+    "serve": ("Serve the WSGI/ASGI app (`wsgi`/`asgi` in puff.toml, or --wsgi/--asgi) over HTTP/1.1, HTTP/2 and WebSocket; alias runserver.", _cmd_serve),
     "python": ("Run a script, -c code, -m module or a REPL inside the Puff runtime.", _cmd_python),
     "pytest": ("Run pytest inside the Puff runtime; every argument goes to pytest.", _cmd_pytest),
     "django": ("Run a Django management command inside the Puff runtime.", _cmd_django),

@@ -321,6 +321,16 @@ FAKE_DJANGO = """\
 """
 
 
+def test_help_works_with_a_broken_puff_toml(project):
+    project.write("puff.toml", "bogus = = 1\n")
+    for args in (["--help"], [], ["serve", "--help"]):
+        r = project.run(*args)
+        assert r.returncode == 0 and "usage: puff" in r.stdout, (args, r.stderr)
+        assert "puff.toml:1: invalid TOML" in r.stderr
+    r = project.run("serve")
+    assert r.returncode == 2 and "puff.toml:1: invalid TOML" in r.stderr and "usage" not in r.stdout
+
+
 def test_django_command(project):
     r = project.run("django", "migrate")
     assert r.returncode == 2 and "needs `django = true`" in r.stderr
@@ -340,6 +350,13 @@ def test_django_command(project):
     assert project.run("django", "fail").returncode == 3
     r = project.run("django", "runserver")
     assert r.returncode == 2 and "not supported" in r.stderr
+    # --parallel is refused before Django runs (it would create the test database first).
+    for parallel in (["--parallel"], ["--parallel", "2"], ["--parallel=auto"], ["--parallel", "auto"]):
+        r = project.run("django", "test", *parallel)
+        assert r.returncode == 2 and "--parallel` is not supported" in r.stderr and "management" not in r.stdout
+    for one in (["--parallel", "1"], ["--parallel=1"], ["--", "--parallel"]):
+        r = project.run("django", "test", *one)
+        assert r.returncode == 0 and "management" in r.stdout, r.stderr
 
 
 # ---- puff wait_forever ---------------------------------------------------------------------------
@@ -463,6 +480,31 @@ def test_check_imports_dotted_paths(project):
     assert "[[commands]] cwd os.getcwd: ok" in r.stdout
     assert "[[commands]] nope os.nope: FAILED (" in r.stdout and "has no attribute 'nope'" in r.stdout
     assert "no pools configured" in r.stdout
+
+
+def test_check_covers_what_serve_needs(project):
+    # Mounted apps import, [[static]] directories exist, TLS files are readable: what `puff serve`
+    # would refuse with status 2, `puff check` reports first.
+    project.write("hello.py", "def app(environ, start_response):\n    pass\n")
+    project.write("puff.toml", 'wsgi = "hello:app"\n[[mount]]\nprefix = "/api"\nasgi = "nomod:app"\n'
+                               '[[static]]\nurl = "/s/"\ndirectory = "nodir"\n'
+                               '[server]\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n')
+    r = project.run("check")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "wsgi hello:app: ok" in r.stdout
+    assert "[[mount]] /api asgi nomod:app: FAILED (" in r.stdout and "No module named 'nomod'" in r.stdout
+    assert "[[static]] directories: FAILED ([[static]] '/s/': directory 'nodir' does not exist" in r.stdout
+    assert "TLS files: FAILED ([server] certfile 'cert.pem' is missing or not readable)" in r.stdout
+    (project.root / "nodir").mkdir()
+    (project.root / "cert.pem").write_text("x")
+    (project.root / "key.pem").write_text("x")
+    project.write("puff.toml", 'wsgi = "hello:app"\n[[mount]]\nprefix = "/api"\nwsgi = "hello:app"\n'
+                               '[[static]]\nurl = "/s/"\ndirectory = "nodir"\n'
+                               '[server]\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n')
+    r = project.run("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[[mount]] /api wsgi hello:app: ok" in r.stdout
+    assert "[[static]] directories: ok" in r.stdout and "TLS files: ok" in r.stdout
 
 
 @pytest.mark.parametrize("kind, var", [("redis", "PUFF_TEST_REDIS_URL"),
