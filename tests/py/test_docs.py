@@ -1,4 +1,5 @@
-"""Every ```python block in README.md and docs/*.md is a runnable example: run each one.
+"""Every ```python block in README.md, docs/*.md and examples/*/README.md is a runnable example:
+run each one.
 
 Fragments that cannot run on their own use another info string (```py-fragment, ```toml, ```console)."""
 
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("*/README.md"))]
 
 
 def _blocks():
