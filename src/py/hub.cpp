@@ -382,7 +382,8 @@ bool drain_once() {
   Hub& h = *g_hub;
   core::open_post_batch();  // responses written in this round reach each I/O thread in one post
   // The hub's own I/O loop, every round: a hub that always has more work never waits in it, and
-  // its connection's results must not wait for an idle moment.
+  // its connection's results must not wait for an idle moment (with 50 greenlets yielding to each
+  // other in a loop, a query on the hub's connection never completed).
   h.io->poll_driven();
   h.queue.clear_wakeup();
   h.wake_pending = false;
@@ -456,24 +457,13 @@ PyObject* run_hub(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   h.running = true;
   h.stop_signal.store(0);
   auto spin = std::chrono::microseconds(h.settings.spin_us);
-  // A busy hub still runs its own I/O loop now and then: a query on the hub's connection would
-  // otherwise wait for the first idle round, which never comes while greenlets keep each other
-  // ready (found with 50 greenlets yielding in a loop: the query never completed).
-  constexpr auto kBusyDrivenPoll = std::chrono::microseconds(50);
-  auto next_driven_poll = std::chrono::steady_clock::now();
   PyObject* result = Py_None;
   while (!h.stop_signal.load(std::memory_order_relaxed)) {
     h.draining = true;
     bool more = drain_once();
     h.draining = false;
     if (h.stop_signal.load(std::memory_order_relaxed)) break;
-    if (more) {
-      auto now = std::chrono::steady_clock::now();
-      if (now >= next_driven_poll) {
-        h.io->poll_driven();
-        next_driven_poll = now + kBusyDrivenPoll;
-      }
-    } else {
+    if (!more) {
       // Sleeps in the hub's own I/O loop (IoPool::driven()): Postgres connections that live there
       // send and receive on this thread, without waking an I/O thread.
       bool signalled;
