@@ -2,12 +2,16 @@
 
 The supervisor never starts the Puff runtime (forking a process that runs threads is unsafe):
 it binds every listening socket itself, forks the workers, and then only waits for signals and
-for workers to exit. Each worker starts its own runtime and accepts on the inherited sockets
-(``HttpServer.listen_fd``). Why inherited sockets rather than one SO_REUSEPORT socket per
-worker: the accept queue belongs to the socket the supervisor holds, so connections waiting in
-it survive a worker that crashes or is restarted (with SO_REUSEPORT the kernel resets those
-queued on the dead worker's socket); the port stays bound across restarts (and port 0 is
-picked once); and Unix sockets work the same way.
+for workers to exit. Each worker starts its own runtime and accepts on sockets it inherited
+(``HttpServer.listen_fd``):
+
+- TCP: one SO_REUSEPORT socket per worker slot and address, all bound by the supervisor (port 0
+  is picked once, by the first). The kernel spreads new connections over them by their
+  addresses, so keep-alive connections are shared evenly: with one socket for all workers, the
+  first worker to wake accepted a burst nearly alone (wrk's 64 connections split 62/2, which
+  left one worker doing all the work). The supervisor keeps every socket open, so connections
+  queued on a crashed worker's socket wait there for its replacement instead of being reset.
+- Unix sockets have no such balancing: one socket, shared by every worker.
 
 - A worker that exits while the server runs is restarted; when it lived less than
   :data:`STABLE_S` the restart waits (0.25 s, doubling up to :data:`MAX_BACKOFF_S`), so a crash
@@ -64,7 +68,8 @@ class Supervisor:
         self.kind = kind
         self.app = app
         self.binds = binds
-        self.sockets: List[Tuple[Bind, socket.socket]] = []
+        # (bind, sockets): one socket shared by all workers (Unix), or one per worker slot (TCP).
+        self.sockets: List[Tuple[Bind, List[socket.socket]]] = []
         self.slots = [_Slot(i) for i in range(cfg.server.workers)]
         self.ready: set = set()
         self.ever_ready = False
@@ -82,31 +87,34 @@ class Supervisor:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.bind(bind.path)
                 sock.listen(backlog)
-                self.sockets.append((bind, sock))
+                self.sockets.append((bind, [sock]))
                 log.info("Listening on %s", bind.url())
                 continue
             port = bind.port
             for addr in _serve.resolve_host(bind):
                 family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    if family == socket.AF_INET6:
-                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    sock.bind((addr, port))
-                    sock.listen(backlog)
-                except OSError as e:
-                    sock.close()
-                    where = f"[{addr}]:{port}" if family == socket.AF_INET6 else f"{addr}:{port}"
-                    raise OSError(f"cannot listen on {where}: {e.strerror or e}") from None
-                port = sock.getsockname()[1]
-                self.sockets.append((bind, sock))
+                group: List[socket.socket] = []
+                self.sockets.append((bind, group))  # closed by _close_sockets if a bind fails
+                for _slot in self.slots:
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                    group.append(sock)
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                        if family == socket.AF_INET6:
+                            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                        sock.bind((addr, port))
+                        sock.listen(backlog)
+                    except OSError as e:
+                        where = f"[{addr}]:{port}" if family == socket.AF_INET6 else f"{addr}:{port}"
+                        raise OSError(f"cannot listen on {where}: {e.strerror or e}") from None
+                    port = sock.getsockname()[1]  # port 0: the others join the port the first got
                 log.info("Listening on %s", bind.url(addr, port, self.cfg.server.url_scheme))
 
     def _close_sockets(self) -> None:
-        for bind, sock in self.sockets:
-            sock.close()
+        for bind, group in self.sockets:
+            for sock in group:
+                sock.close()
             if bind.unix:
                 _serve.unlink_socket(bind.path)
         self.sockets = []
@@ -288,7 +296,7 @@ class Supervisor:
             for fd in (self.wake_r, self.wake_w, self.ready_r):
                 os.close(fd)
             _pin(self.cfg.server.cpu_affinity, index, len(self.slots))
-            status = self._worker_main()
+            status = self._worker_main(index)
         except ConfigError as e:
             sys.stderr.write(f"puff: config error: {e}\n")
             status = 2
@@ -303,12 +311,12 @@ class Supervisor:
             finally:
                 os._exit(status)
 
-    def _worker_main(self) -> int:
+    def _worker_main(self, index: int) -> int:
         from .cli import run_in_runtime
 
         ready_w = self.ready_w
-        fds = [(bind, sock.fileno()) for bind, sock in self.sockets]
-        inherited = [sock for _bind, sock in self.sockets]
+        fds = [(bind, group[index % len(group)].fileno()) for bind, group in self.sockets]
+        inherited = [sock for _bind, group in self.sockets for sock in group]
 
         def on_ready() -> None:
             # listen_fd dup'ed the sockets: close the inherited ones, so that the listening
