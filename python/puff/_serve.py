@@ -74,7 +74,7 @@ def _parser(name: str) -> argparse.ArgumentParser:
                    "HTTP/2 by ALPN) on every TCP bind [env: PUFF_CERTFILE]")
     p.add_argument("--keyfile", metavar="PEM", help="TLS private key [env: PUFF_KEYFILE]")
     p.add_argument("--cpu-affinity", metavar="auto|off", help="auto: with at least as many workers as "
-                   "CPUs, pin worker i (all its threads) to CPU i [env: PUFF_CPU_AFFINITY] [default: auto]")
+                   "CPUs, pin worker i (all its threads) to CPU i [env: PUFF_CPU_AFFINITY] [default: off]")
     p.add_argument("--reuse-port", nargs="?", const="true", metavar="BOOL",
                    help="accepted for compatibility: SO_REUSEPORT is always on [env: PUFF_REUSE_PORT]")
     return p

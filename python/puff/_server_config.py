@@ -104,7 +104,7 @@ class ServerConfig:
     ws_max_message: int = 16 * 1024 * 1024
     ws_permessage_deflate: bool = True
     compression_min_size: int = 1024
-    cpu_affinity: str = "auto"  # "auto": pin worker i to CPU i when workers >= CPUs; "off"
+    cpu_affinity: str = "off"  # "auto": pin worker i to CPU i when workers >= CPUs; "off"
 
     def binds(self) -> List[Bind]:
         return [parse_bind(b) for b in self.bind]
@@ -223,7 +223,7 @@ def read_server(r) -> ServerConfig:
     if cfg.url_scheme not in URL_SCHEMES:
         raise r.error("url_scheme", f"[server]: 'url_scheme' must be \"http\" or \"https\", "
                                     f"got {cfg.url_scheme!r}")
-    cfg.cpu_affinity = r.get("cpu_affinity", "string", "auto")
+    cfg.cpu_affinity = r.get("cpu_affinity", "string", "off")
     if cfg.cpu_affinity not in CPU_AFFINITY:
         raise r.error("cpu_affinity", f"[server]: 'cpu_affinity' must be \"auto\" or \"off\", "
                                       f"got {cfg.cpu_affinity!r}")

@@ -332,10 +332,8 @@ class Supervisor:
 
 def affinity_cpu(mode: str, index: int, workers: int) -> Optional[int]:
     """The CPU worker ``index`` is pinned to, or None. ``auto`` pins when there are at least as
-    many workers as usable CPUs: each worker's threads then stay on one core (its Python thread
-    and its I/O thread hand requests over on that core) instead of being moved around by the
-    scheduler, which cost 2-worker servers on 2 cores up to a third of their throughput and raised
-    their p99. Fewer workers than CPUs: no pinning (a worker's threads should spread)."""
+    many workers as usable CPUs, so each worker's threads stay on one core; with fewer workers
+    than CPUs a worker's threads should spread, so nothing is pinned."""
     if mode != "auto" or not hasattr(os, "sched_getaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))

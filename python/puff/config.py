@@ -383,7 +383,7 @@ uvloop = true                   # use uvloop for the asyncio loop when installed
 bind = ["127.0.0.1:7777"]       # host:port, [ipv6]:port, unix:/path               (PUFF_BIND)
 workers = 1                     # pre-forked processes, each with its own GIL   (PUFF_WORKERS)
 # threads = 2                   # I/O threads per worker (default: [runtime] io_threads)
-cpu_affinity = "auto"           # "auto": pin worker i to CPU i when workers >= CPUs; "off" (PUFF_CPU_AFFINITY)
+cpu_affinity = "off"            # "auto": pin worker i to CPU i when workers >= CPUs (PUFF_CPU_AFFINITY)
 graceful_timeout_ms = 30000     # after SIGTERM, wait this long for requests (PUFF_GRACEFUL_TIMEOUT_MS)
 access_log = false              # one line per request, common log format  (PUFF_ACCESS_LOG)
 root_path = ""                  # the app is mounted below this path (SCRIPT_NAME)
