@@ -12,6 +12,10 @@ Where the cursor lives:
 - autocommit mode: the cursor pins a connection of its own and reads inside a private transaction
   (``BEGIN`` / ``DECLARE``), which ends (``COMMIT``, connection back to the pool) when the last row
   has been fetched or the cursor is closed. ``withhold=True`` is accepted and changes nothing.
+  A statement that fails (in ``execute`` or in a later fetch), or a wait that is interrupted,
+  ends it at once (the connection goes back, rolled back): the caller cannot roll back a
+  transaction it does not see, and a failed cursor that stays referenced (a stored exception's
+  traceback) must not keep a pool connection pinned.
 
 Every method that may fetch (``execute``, ``fetch*``, ``close``) returns an awaitable in a
 coroutine; iterate with ``async for`` there.
@@ -52,6 +56,7 @@ class ServerCursor(_pg.Cursor):
         self._lease: Any = None  # autocommit: the cursor's own pinned connection
         self._txn = -1           # transaction mode: the connection's transaction it belongs to
         self._delivered = 0
+        self._failed: Optional[str] = None  # autocommit: why the cursor's transaction was ended
 
     # ---- plumbing (generators driven by postgres._drive) ----
 
@@ -85,9 +90,23 @@ class ServerCursor(_pg.Cursor):
             except _pg.Error:
                 pass  # an aborted transaction: the cursor goes with it
 
+    def _abort_private(self, error: BaseException) -> None:
+        """Autocommit: a failed or interrupted fetch ends the private transaction (the release
+        rolls it back) and gives the connection back; later fetches raise."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+            self._declared = False
+            self._buf, self._bpos = [], 0
+            self._failed = f"{type(error).__name__}: {error}"
+
     def _fetch(self, n: Optional[int]):
         sql = f"FETCH ALL FROM {self._qname}" if n is None else f"FETCH FORWARD {int(n)} FROM {self._qname}"
-        rows, cols, _, _ = yield from self._q(sql)
+        try:
+            rows, cols, _, _ = yield from self._q(sql)
+        except BaseException as e:
+            self._abort_private(e)
+            raise
         if self._description is None and cols is not None:
             self._description = [_pg.Column(c, t, None, None, None, None, None) for c, t in cols]
         if n is None or len(rows) < n:
@@ -104,7 +123,7 @@ class ServerCursor(_pg.Cursor):
         hold = " WITH HOLD" if self.withhold else ""
         declare = f"DECLARE {self._qname} NO SCROLL CURSOR{hold} FOR {text}"
         self._description, self.rowcount, self._delivered = None, -1, 0
-        self._buf, self._bpos, self._exhausted = [], 0, False
+        self._buf, self._bpos, self._exhausted, self._failed = [], 0, False, None
         conn = self.connection
         if conn.autocommit:
             lease = yield conn._pool.acquire()
@@ -127,11 +146,17 @@ class ServerCursor(_pg.Cursor):
     def executemany(self, sql: str, seq_of_params: Any) -> Any:
         raise _pg.NotSupportedError("executemany() is not supported on a named cursor")
 
+    def _need_declared(self) -> None:
+        if not self._declared:
+            if self._failed is not None:
+                raise _pg.ProgrammingError(f"named cursor {self.name!r} failed ({self._failed}); its transaction "
+                                           "was rolled back: execute() it again")
+            raise _pg.ProgrammingError("no results to fetch: execute() the named cursor first")
+
     def _take(self, n: Optional[int]):
         """Generator: up to n rows (all if None), from the buffer and then the server."""
         self._check()
-        if not self._declared:
-            raise _pg.ProgrammingError("no results to fetch: execute() the named cursor first")
+        self._need_declared()
         out = self._buf[self._bpos:] if n is None else self._buf[self._bpos:self._bpos + n]
         self._bpos += len(out)
         if self._bpos >= len(self._buf):
@@ -144,8 +169,7 @@ class ServerCursor(_pg.Cursor):
 
     def _fetchone(self):
         self._check()
-        if not self._declared:
-            raise _pg.ProgrammingError("no results to fetch: execute() the named cursor first")
+        self._need_declared()
         if self._bpos >= len(self._buf):
             if self._exhausted:
                 return None

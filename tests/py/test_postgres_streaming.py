@@ -99,6 +99,35 @@ def test_named_cursor_in_autocommit_mode_pins_a_connection_until_the_end():
     assert run(main) == 0
 
 
+def test_failed_named_cursor_in_autocommit_gives_its_connection_back():
+    # Its private transaction is the cursor's own: nobody can roll it back. A failed cursor that
+    # stays referenced (here, variables; in an app, a stored exception's traceback) kept its
+    # connection pinned, and with every connection pinned the whole pool's queries waited forever.
+    def main():
+        conn = pg.connect(autocommit=True)
+        kept = []
+        for i in range(4):  # pool_size=4: as many as the pool has
+            cur = conn.cursor(f"fails_{i}")
+            cur.itersize = 2
+            if i % 2:
+                with pytest.raises(pg.DataError):
+                    cur.execute("select 1 / (g - 1) from generate_series(1, 5) g")  # the first FETCH fails
+            else:
+                cur.execute("select 1 / (g - 3) from generate_series(1, 5) g")
+                with pytest.raises(pg.DataError):
+                    cur.fetchall()  # a later FETCH fails
+            kept.append(cur)
+        assert pinned_after_releases() == 0
+        assert conn.execute("select 7").fetchone() == (7,)  # the pool is not exhausted
+        with pytest.raises(pg.ProgrammingError, match="failed"):
+            kept[0].fetchone()
+        kept[0].execute("select g from generate_series(1, 3) g")  # usable again
+        assert kept[0].fetchall() == [(1,), (2,), (3,)]
+        return pinned_after_releases()
+
+    assert run(main) == 0
+
+
 def test_named_cursor_reads_a_million_rows_in_bounded_memory():
     def main():
         conn = pg.connect()
