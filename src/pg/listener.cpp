@@ -4,8 +4,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 namespace puff::pg {
@@ -40,14 +42,34 @@ void Subscription::wait(std::int64_t timeout_ms, std::function<void()> wake) {
     return;
   }
   std::uint64_t id = ++next_id_;
-  waiters_.push_back(Waiter{id, std::move(wake)});
-  lock.unlock();
+  Waiter w{id, std::move(wake), nullptr};
   if (timeout_ms >= 0) {
+    // The timer lives on one I/O thread: armed and cancelled by handlers posted there, in the
+    // order of these posts (made under the lock, so a wake-up's cancel never overtakes the arming).
+    auto& ctx = io_.next();
+    auto timer = std::make_shared<asio::steady_timer>(ctx);
     std::weak_ptr<Subscription> weak = weak_from_this();
-    core::run_after(io_, static_cast<std::uint64_t>(timeout_ms), [weak, id] {
-      if (auto s = weak.lock()) s->timeout(id);
+    timers_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(ctx, [timer, weak, id, timeout_ms] {
+      timer->expires_after(std::chrono::milliseconds(timeout_ms));
+      timer->async_wait([timer, weak, id](const boost::system::error_code& ec) {
+        auto s = weak.lock();
+        if (!s) return;
+        s->timers_.fetch_sub(1, std::memory_order_relaxed);
+        if (!ec) s->timeout(id);
+      });
     });
+    w.cancel_timer = [timer] { asio::post(timer->get_executor(), [timer] { timer->cancel(); }); };
   }
+  waiters_.push_back(std::move(w));
+}
+
+void Subscription::take_waiters_locked(Wakes& out) {
+  for (auto& w : waiters_) {
+    out.push_back(std::move(w.wake));
+    if (w.cancel_timer) out.push_back(std::move(w.cancel_timer));
+  }
+  waiters_.clear();
 }
 
 void Subscription::timeout(std::uint64_t id) {
@@ -66,8 +88,7 @@ void Subscription::wake_all() {
   Wakes wakes;
   {
     std::lock_guard<std::mutex> lock(m_);
-    for (auto& w : waiters_) wakes.push_back(std::move(w.wake));
-    waiters_.clear();
+    take_waiters_locked(wakes);
   }
   run_all(wakes);
 }
@@ -94,8 +115,7 @@ std::vector<std::function<void()>> Subscription::push(const Notification& n) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
   queue_.push_back(n);
-  for (auto& w : waiters_) wakes.push_back(std::move(w.wake));
-  waiters_.clear();
+  take_waiters_locked(wakes);
   return wakes;
 }
 
@@ -103,8 +123,7 @@ std::vector<std::function<void()>> Subscription::shut() {
   Wakes wakes;
   std::lock_guard<std::mutex> lock(m_);
   closed_ = true;
-  for (auto& w : waiters_) wakes.push_back(std::move(w.wake));
-  waiters_.clear();
+  take_waiters_locked(wakes);
   return wakes;
 }
 

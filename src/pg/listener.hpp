@@ -60,13 +60,20 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
   /** Times the listening connection was lost since subscribing (notifications may be missing). */
   std::uint64_t interruptions() const noexcept { return interruptions_.load(std::memory_order_relaxed); }
+  /** Timeout timers of wait() still pending on an I/O thread (a woken waiter's timer is cancelled,
+   *  not left to expire: a subscriber that waits with a long timeout for each of many
+   *  notifications would otherwise keep one timer per notification alive until it expired). */
+  std::size_t pending_timeouts() const noexcept { return timers_.load(std::memory_order_relaxed); }
 
  private:
   friend class Listener;
   struct Waiter {
     std::uint64_t id;
     std::function<void()> wake;
+    std::function<void()> cancel_timer;  // set when wait() armed a timeout
   };
+  /** Removes every waiter: their wakes, and the cancels of their timers, to run unlocked. */
+  void take_waiters_locked(std::vector<std::function<void()>>& out);
   /** Listener: queues `n` (under the listener's lock); returns the wakes to run after unlocking. */
   std::vector<std::function<void()>> push(const Notification& n);
   std::vector<std::function<void()>> shut();
@@ -82,6 +89,7 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   bool closed_ = false;
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> interruptions_{0};
+  std::atomic<std::size_t> timers_{0};
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -256,4 +257,32 @@ TEST(PgListen, SubscribeFailsWhenNothingAnswers) {
   EXPECT_FALSE(subscribe(*listener, {"x"}, &err));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   EXPECT_FALSE(err.empty());
+}
+
+TEST(PgListen, AWokenWaitLeavesNoTimerBehind) {
+  // A subscriber that waits with a long timeout for each of many notifications: each wait that a
+  // notification (here wake_all) ends must cancel its timer, not leave it pending until it expires
+  // (the timers piled up: memory grew with notifications x timeout).
+  puff::core::IoPool io(2);
+  auto sub = std::make_shared<Subscription>(io, std::weak_ptr<Listener>(), std::vector<std::string>{"x"});
+  std::atomic<int> woken{0};
+  for (int i = 0; i < 1000; ++i) {
+    sub->wait(600000, [&woken] { woken.fetch_add(1); });
+    sub->wake_all();
+  }
+  EXPECT_EQ(woken.load(), 1000);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (sub->pending_timeouts() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(sub->pending_timeouts(), 0u);
+  // A timeout still fires when nothing wakes the waiter.
+  auto fired = std::make_shared<std::atomic<bool>>(false);
+  sub->wait(20, [fired] { fired->store(true); });
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (!fired->load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(fired->load());
+  sub->wait(600000, [] {});
+  sub->close();  // closing wakes it and cancels its timer too
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (sub->pending_timeouts() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(sub->pending_timeouts(), 0u);
 }
