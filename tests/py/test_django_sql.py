@@ -247,3 +247,36 @@ def test_pool_resolution():
 
     with pytest.raises(ImproperlyConfigured, match="no Postgres pool named 'nope'"):
         pools.resolve({"NAME": "", "OPTIONS": {"pool": "nope"}})
+
+
+@needs_pg
+def test_isolation_level_with_a_named_cursor_first_in_the_transaction():
+    # OPTIONS["isolation_level"] runs SET TRANSACTION first in each transaction. When the first
+    # statement came through a named cursor (QuerySet.iterator() inside atomic), the SET went
+    # through it too: DECLARE ... CURSOR FOR SET TRANSACTION, a syntax error.
+    from django.db import connections
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+    from puff.contrib.django.postgres.base import DatabaseWrapper
+
+    pg.configure("django_iso_tests", URL, pool_size=2)
+    settings = connections.configure_settings({"default": {
+        "ENGINE": "puff.contrib.django.postgres", "NAME": "",
+        "OPTIONS": {"pool": "django_iso_tests", "isolation_level": IsolationLevel.REPEATABLE_READ}}})["default"]
+
+    def run():
+        wrapper = DatabaseWrapper(settings, "iso")
+        try:
+            wrapper.set_autocommit(False)
+            cur = wrapper.chunked_cursor()  # what QuerySet.iterator() uses: a named cursor
+            cur.execute("SELECT typname FROM pg_type WHERE typname IN (%s, %s) ORDER BY 1", ["int4", "int8"])
+            rows = cur.fetchall()
+            with wrapper.cursor() as plain:
+                plain.execute("SHOW transaction_isolation")
+                level = plain.fetchone()[0]
+            wrapper.commit()
+            return rows, level
+        finally:
+            wrapper.close()
+
+    assert puff.run(run) == ([("int4",), ("int8",)], "repeatable read")

@@ -101,7 +101,9 @@ class Cursor:
     def execute(self, sql: str, params: Any = None) -> None:
         conn = self.connection
         if conn._isolation is not None and not conn._c.autocommit and not conn._c.in_transaction:
-            self._cur.execute(conn._isolation)  # opens the transaction with BEGIN first
+            # Opens the transaction with BEGIN first. On a plain cursor: this one may be a named
+            # cursor (QuerySet.iterator()), which would DECLARE a cursor FOR the SET.
+            conn._c.cursor().execute(conn._isolation)
         self._sql = sql
         if params is not None:
             self._params = params = adapt_params(params)
