@@ -595,8 +595,15 @@ void Connection::complete_head() {
         // A cancel aimed at another request hit this one (the server cancels whatever runs when
         // the signal lands). Its implicit transaction rolled back, so running it again is safe.
         h.req->retried = true;
-        unsent_.push_front(h.req);
         requeued = true;
+        if (pinned_ && ev_.handback) {
+          // A lease pinned this connection after the request was sent: re-sent here it would run
+          // inside the lease's session (its transaction). Another connection takes it.
+          load_.fetch_sub(1, std::memory_order_relaxed);
+          ev_.handback({h.req});
+        } else {
+          unsent_.push_front(h.req);
+        }
       }
     } else if (h.commit) {
       r = commit_outcome(std::move(r));
