@@ -35,6 +35,8 @@ struct IoPool::Driven {
   bool woken = false;
   bool extra_ready = false;
   std::atomic<int> users{0};
+  std::atomic<WakeQueue*> sleeping_on{nullptr};  // the queue the owner sleeps on while users == 0
+  std::thread::id owner = std::this_thread::get_id();
 
   /** Arms `w` on `fd` (re-created when the fd changed); its wait sets `woken`. */
   void arm(Watch& w, int fd) {
@@ -112,15 +114,26 @@ std::size_t IoPool::poll_driven() noexcept {
   }
 }
 
-void IoPool::use_driven(int delta) noexcept { driven_->users.fetch_add(delta, std::memory_order_relaxed); }
+void IoPool::use_driven(int delta) noexcept {
+  int before = driven_->users.fetch_add(delta, std::memory_order_seq_cst);
+  // A connection put on driven() from another thread while the owner sleeps on its queue alone
+  // would never start: wake the owner, which then sleeps in the loop instead.
+  if (before == 0 && delta > 0)
+    if (WakeQueue* q = driven_->sleeping_on.load(std::memory_order_seq_cst)) q->wake();
+}
+
+bool IoPool::on_driven_owner() const noexcept { return std::this_thread::get_id() == driven_->owner; }
 
 bool IoPool::wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept {
   Driven& d = *driven_;
   auto& ctx = d.loop.ctx;
-  if (d.users.load(std::memory_order_relaxed) == 0) {
+  d.sleeping_on.store(&q, std::memory_order_seq_cst);  // before reading users: see use_driven()
+  if (d.users.load(std::memory_order_seq_cst) == 0) {
     q.wait(spin, -1, extra_fd);
+    d.sleeping_on.store(nullptr, std::memory_order_relaxed);
     return extra_fd >= 0;
   }
+  d.sleeping_on.store(nullptr, std::memory_order_relaxed);
   d.extra_ready = false;
   try {
     // Spin: run what is ready (a send, a result that just arrived) and watch the queue.

@@ -54,8 +54,11 @@ class IoPool {
    *  swallowed. While nobody uses driven() (use_driven()), it is q.wait(spin, -1, extra_fd):
    *  a spin on memory, without the loop's syscalls. */
   bool wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept;
-  /** Any thread: +1 / -1 for each user that keeps sockets on driven(). */
+  /** Any thread: +1 / -1 for each user that keeps sockets on driven(). The first user wakes an
+   *  owner asleep in wait_driven()'s queue-only wait, so that its loop starts running. */
   void use_driven(int delta) noexcept;
+  /** True on the thread that created the pool: the one that runs driven() (the Python thread). */
+  bool on_driven_owner() const noexcept;
   /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven()); how
    *  many ran. */
   std::size_t poll_driven() noexcept;

@@ -105,6 +105,10 @@ struct Request {
 
   // The running connection's thread only:
   bool retried = false;  // re-sent once after a cancel meant for another request hit it
+  /** Submitted on the thread that runs IoPool::driven() (the Python thread): it may run on the
+   *  connection that lives there. From any other thread it must not, since that thread's caller
+   *  may be what the Python thread is waiting for (a deadlock). */
+  bool may_use_driven = true;
   std::uint8_t cancels_sent = 0;
 
  private:

@@ -98,6 +98,7 @@ namespace detail {
 struct AcquireState {
   std::function<void(Lease&&)> cb;
   bool waiting = false;  // in the pool's queue (pool mutex)
+  bool may_use_driven = true;  // as Request::may_use_driven
 };
 
 struct LeaseState {
@@ -113,10 +114,17 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     std::shared_ptr<Connection> conn;
     bool ready = false;
     bool pinned = false;
+    bool driven = false;  // lives on io.driven(): only for requests from its owner thread
   };
 
   PoolCore(core::IoPool& io_pool, PoolSettings s, std::shared_ptr<const ConnInfo> ci)
-      : io(io_pool), settings(std::move(s)), info(std::move(ci)) {}
+      : io(io_pool), settings(without_lone_driven(std::move(s))), info(std::move(ci)) {}
+
+  /** Callers on other threads never use the hub's connection: with no other one they would wait. */
+  static PoolSettings without_lone_driven(PoolSettings s) {
+    if (s.pool_size < 2) s.first_on_driven = false;
+    return s;
+  }
   ~PoolCore() {
     if (uses_driven) io.use_driven(-1);
   }
@@ -153,11 +161,11 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     slots.erase(std::remove_if(slots.begin(), slots.end(), [c](const Slot& s) { return s.conn.get() == c; }), slots.end());
   }
 
-  Slot* least_loaded() {
+  Slot* least_loaded(bool may_use_driven) {
     Slot* best = nullptr;
     int best_load = 0;
     for (auto& s : slots) {
-      if (!s.ready || s.pinned) continue;
+      if (!s.ready || s.pinned || (s.driven && !may_use_driven)) continue;
       int l = s.conn->load().load(std::memory_order_relaxed);
       if (!best || l < best_load) {
         best = &s;
@@ -176,7 +184,7 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
   std::size_t count_ready() const { return slots.size() - count_connecting(); }
 
   void route(const std::shared_ptr<Request>& req, Deferred& d) {
-    Slot* s = least_loaded();
+    Slot* s = least_loaded(req->may_use_driven);
     if (!s) {
       req->in_pool_queue = true;
       waiting.push_back(req);
@@ -288,7 +296,7 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     if (ctx == &io.driven()) {
       if (!uses_driven) io.use_driven(+1);
       uses_driven = true;
-      slots.insert(slots.begin(), Slot{c, false, false});  // first: least_loaded() prefers it on ties
+      slots.insert(slots.begin(), Slot{c, false, false, true});  // first: least_loaded() prefers it on ties
       d.add([c] { post_to(*c, [c] { c->start(); }); });
       return;
     }
@@ -340,18 +348,26 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
 
   /** Hands waiting work to whatever can take it now. */
   void dispatch(Deferred& d) {
-    while (!waiting.empty()) {
-      Slot* s = least_loaded();
-      if (!s) break;
-      auto req = std::move(waiting.front());
-      waiting.pop_front();
+    // A request from another thread cannot take the hub's connection: it keeps its place while
+    // the ones behind it that may are served (each caller's own requests keep their order).
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      Slot* s = least_loaded((*it)->may_use_driven);
+      if (!s) {
+        ++it;
+        continue;
+      }
+      auto req = std::move(*it);
+      it = waiting.erase(it);
       send_to(*s, req, d);
     }
-    while (!waiting_excl.empty()) {
-      Slot* s = least_loaded();
-      if (!s) break;
-      auto st = std::move(waiting_excl.front());
-      waiting_excl.pop_front();
+    for (auto it = waiting_excl.begin(); it != waiting_excl.end();) {
+      Slot* s = least_loaded((*it)->may_use_driven);
+      if (!s) {
+        ++it;
+        continue;
+      }
+      auto st = std::move(*it);
+      it = waiting_excl.erase(it);
       st->waiting = false;
       grant(*s, std::move(st), d);
     }
@@ -615,6 +631,7 @@ QueryHandle Pool::query(Query q, Callback cb) {
   std::string kw = leading_keyword(q.sql);
   req->query = std::move(q);
   req->done = std::move(cb);
+  req->may_use_driven = core_->io.on_driven_owner();
   QueryHandle h;
   h.req_ = req;
   h.core_ = core_;
@@ -642,6 +659,7 @@ QueryHandle Pool::query(Query q, Callback cb) {
 AcquireHandle Pool::acquire_exclusive(std::function<void(Lease&&)> cb) {
   auto st = std::make_shared<detail::AcquireState>();
   st->cb = std::move(cb);
+  st->may_use_driven = core_->io.on_driven_owner();
   AcquireHandle h;
   h.s_ = st;
   h.core_ = core_;
@@ -650,7 +668,7 @@ AcquireHandle Pool::acquire_exclusive(std::function<void(Lease&&)> cb) {
     std::lock_guard<std::mutex> lock(core_->m);
     if (core_->closed) {
       core_->refuse(st, detail::PoolCore::closed_error(), d);
-    } else if (auto* s = core_->least_loaded()) {
+    } else if (auto* s = core_->least_loaded(st->may_use_driven)) {
       bool busy = s->conn->load().load(std::memory_order_relaxed) > 0;
       core_->grant(*s, st, d);
       if (busy) core_->grow(d);  // after grant(): grow() appends to `slots`, invalidating `s`

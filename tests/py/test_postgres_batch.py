@@ -145,3 +145,28 @@ def test_the_hub_connection_answers_while_greenlets_keep_the_hub_busy():
             puff.join_all(spinners)
 
     assert puff.run(main) is True
+
+
+@needs_pg
+def test_other_threads_never_wait_on_the_hub_connection():
+    """Queries from threads other than the Python thread never use the hub's connection: the
+    Python thread may be the one waiting for them (a plain thread joined, a blocking-pool call
+    whose pool was first used from that thread). Both hung before."""
+    import concurrent.futures
+
+    def query():
+        return pg.connect(autocommit=True).execute("select 1").fetchall()
+
+    def first_use_from_a_blocking_thread():
+        pg.configure("default", URL, pool_size=4, hub_connection=True)
+        pg.get_pool()  # the pool exists; no connection yet
+        return puff.spawn_blocking(query).join()
+
+    def thread_joined_by_the_python_thread():
+        pg.configure("default", URL, pool_size=4, hub_connection=True)
+        query()  # the hub's connection is up and idle: routing would prefer it
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            return ex.submit(query).result(timeout=20)  # blocks the Python thread
+
+    assert puff.run(first_use_from_a_blocking_thread) == [(1,)]
+    assert puff.run(thread_joined_by_the_python_thread) == [(1,)]
