@@ -228,36 +228,26 @@ def _drive(gen):
 
 
 async def _adrive(gen, fut=None):
-    if fut is None:
-        try:
-            r = gen.send(None)
-        except StopIteration as stop:
-            return stop.value
-        while not asyncio.isfuture(r):
+    try:
+        if fut is None:
+            fut = _until_future(gen, gen.send(None))
+        while True:
             try:
-                r = gen.send(r)
-            except StopIteration as stop:
-                return stop.value
-        fut = r
-    while True:
-        try:
-            value = await fut
-        except BaseException as e:  # noqa: BLE001 (thrown into the operation)
-            try:
+                value = await fut
+            except BaseException as e:  # noqa: BLE001 (thrown into the operation)
                 r = gen.throw(e)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
+            else:
                 r = gen.send(value)
-            except StopIteration as stop:
-                return stop.value
-        while not asyncio.isfuture(r):
-            try:
-                r = gen.send(r)
-            except StopIteration as stop:
-                return stop.value
-        fut = r
+            fut = _until_future(gen, r)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _until_future(gen, r):
+    """Feeds `gen` the values it yields that are already results, up to the first future."""
+    while not asyncio.isfuture(r):
+        r = gen.send(r)
+    return r
 
 
 # ---- pools -------------------------------------------------------------------------------------

@@ -454,35 +454,30 @@ bool Connection::send_internal(Kind kind, const std::string& sql) {
 void Connection::arm_read() {
   if (reading_ || state_ != State::Ready) return;
   if (copy_ == CopyMode::Out && !copy_req_) return;  // COPY OUT: read only when asked (flow control)
-  reading_ = true;
-  auto self = shared_from_this();
-  std::uint64_t gen = gen_;
-  io_->sock->async_wait(asio::posix::stream_descriptor::wait_read, [self, gen](const boost::system::error_code& ec) {
-    if (gen != self->gen_) return;
-    self->reading_ = false;
-    if (self->state_ != State::Ready || ec == asio::error::operation_aborted) return;
-    if (ec) {
-      self->lose(ec.message());
-      return;
-    }
-    self->on_readable();
-  });
+  wait_socket(false);
 }
 
 void Connection::arm_write() {
   if (writing_ || state_ != State::Ready) return;
-  writing_ = true;
+  wait_socket(true);
+}
+
+void Connection::wait_socket(bool for_write) {
+  bool Connection::*busy = for_write ? &Connection::writing_ : &Connection::reading_;
+  void (Connection::*ready)() = for_write ? &Connection::on_writable : &Connection::on_readable;
+  this->*busy = true;
   auto self = shared_from_this();
   std::uint64_t gen = gen_;
-  io_->sock->async_wait(asio::posix::stream_descriptor::wait_write, [self, gen](const boost::system::error_code& ec) {
+  auto what = for_write ? asio::posix::stream_descriptor::wait_write : asio::posix::stream_descriptor::wait_read;
+  io_->sock->async_wait(what, [self, gen, busy, ready](const boost::system::error_code& ec) {
     if (gen != self->gen_) return;
-    self->writing_ = false;
+    (*self).*busy = false;
     if (self->state_ != State::Ready || ec == asio::error::operation_aborted) return;
     if (ec) {
       self->lose(ec.message());
       return;
     }
-    self->on_writable();
+    ((*self).*ready)();
   });
 }
 

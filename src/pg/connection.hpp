@@ -209,6 +209,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool sync_socket();  // (re)wraps a dup() of PQsocket when libpq switched sockets
   void arm_read();
   void arm_write();
+  /** arm_read()/arm_write()'s wait: one socket readiness wait, then on_readable()/on_writable(). */
+  void wait_socket(bool for_write);
   void on_readable();
   void on_writable();
   void pump();
