@@ -49,8 +49,16 @@ SERVICES_ENV = eval "$$(bash scripts/services.sh env | grep PUFF_TEST_)"
 test-cpp: cpp-tests services-start
 	@$(SERVICES_ENV); for p in $(CPP_PRESETS); do echo "== C++ unit tests ($$p)"; ctest --preset $$p || exit 1; done
 
+# The HTTP suites run twice: with the default thread model (I/O threads for one worker on a
+# multi-core machine), then with every server's connections on its Python thread.
+HTTP_SUITES = $(addprefix tests/py/,test_serve_http.py test_serve_wsgi.py test_serve_asgi.py \
+  test_serve_frameworks.py test_serve_cli.py test_websocket.py test_http2.py test_sendfile.py \
+  test_static_cors.py test_asgi.py test_demo_site.py)
+
 test-py: build native-ext services-start
 	@$(SERVICES_ENV); $(PY) -m pytest -q tests/py
+	@echo "== the HTTP suites again, connections on the Python thread (http_thread = python)"
+	@$(SERVICES_ENV); PUFF_TEST_HTTP_THREAD=python $(PY) -m pytest -q $(HTTP_SUITES)
 
 test: test-cpp test-py fuzz-smoke
 

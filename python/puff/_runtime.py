@@ -218,6 +218,9 @@ def _run_asyncio(fn, args, kwargs, opts: RuntimeOptions, sig: _SignalState) -> A
     state.loop = loop
     _native.set_loop(loop)
     loop.add_reader(_native.wakeup_fd(), _native.drain)
+    # Sockets on the Python thread's own I/O loop (HTTP connections of a worker that serves on
+    # this thread) wake the asyncio loop through that loop's epoll descriptor.
+    loop.add_reader(_native.loop_fd(), _native.drain)
     try:
         if inspect.iscoroutinefunction(fn):
             task = loop.create_task(fn(*args, **kwargs))
@@ -254,6 +257,7 @@ def _run_asyncio(fn, args, kwargs, opts: RuntimeOptions, sig: _SignalState) -> A
                 pass
         _cancel_remaining_tasks(loop)
         loop.remove_reader(_native.wakeup_fd())
+        loop.remove_reader(_native.loop_fd())
         _native.set_loop(None)
         state.loop = None
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -105,6 +106,7 @@ class ServerConfig:
     ws_permessage_deflate: bool = True
     compression_min_size: int = 1024
     cpu_affinity: str = "off"  # "auto": pin worker i to CPU i when workers >= CPUs; "off"
+    http_thread: str = "auto"  # which thread serves the sockets: "python", "io" or "auto"
 
     def binds(self) -> List[Bind]:
         return [parse_bind(b) for b in self.bind]
@@ -114,7 +116,22 @@ class ServerConfig:
         opts = {key: getattr(self, key) for key in _NATIVE_KEYS}
         opts["script_name"] = self.root_path
         opts["multiprocess"] = self.workers > 1
+        opts["python_thread"] = self.serves_on_python_thread()
         return opts
+
+    def serves_on_python_thread(self) -> bool:
+        """Whether each worker's Python thread runs its HTTP connections itself ("python"), or
+        hands every request over from I/O threads ("io"). "auto" picks "python" when the
+        workers alone can keep every CPU busy: an I/O thread then has no core of its own, and
+        each hand-off costs two context switches (docs/http.md, "Which thread serves")."""
+        if self.http_thread != "auto":
+            return self.http_thread == "python"
+        return self.workers >= usable_cpus()
+
+    def thread_model(self) -> str:
+        """How the serving log line describes serves_on_python_thread()."""
+        return "connections on the Python thread" if self.serves_on_python_thread() else \
+            "connections on I/O threads"
 
 
 #: Integer keys and their minimum. Timeouts of 0 would fire at once, so they start at 1.
@@ -140,6 +157,15 @@ _NATIVE_KEYS = ("max_body", "max_header_bytes", "max_headers", "max_request_line
                 "url_scheme", "ws_max_message", "ws_permessage_deflate")
 URL_SCHEMES = ("http", "https")
 CPU_AFFINITY = ("auto", "off")
+HTTP_THREADS = ("auto", "python", "io")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 #: Settings that ``puff serve`` flags (and some ``PUFF_*`` variables) override:
 #: key -> (environment variable or None, flag).
@@ -153,6 +179,7 @@ SERVER_SETTINGS: Dict[str, Tuple[Optional[str], str]] = {
     "certfile": ("PUFF_CERTFILE", "--certfile"),
     "keyfile": ("PUFF_KEYFILE", "--keyfile"),
     "cpu_affinity": ("PUFF_CPU_AFFINITY", "--cpu-affinity"),
+    "http_thread": ("PUFF_HTTP_THREAD", "--http-thread"),
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -189,6 +216,11 @@ def setting_value(key: str, value: Any) -> Any:
         text = str(value).strip().lower()
         if text not in CPU_AFFINITY:
             raise ValueError(f"expected \"auto\" or \"off\", got {value!r}")
+        return text
+    if key == "http_thread":
+        text = str(value).strip().lower()
+        if text not in HTTP_THREADS:
+            raise ValueError(f"expected \"auto\", \"python\" or \"io\", got {value!r}")
         return text
     try:
         number = int(str(value).strip())
@@ -227,6 +259,10 @@ def read_server(r) -> ServerConfig:
     if cfg.cpu_affinity not in CPU_AFFINITY:
         raise r.error("cpu_affinity", f"[server]: 'cpu_affinity' must be \"auto\" or \"off\", "
                                       f"got {cfg.cpu_affinity!r}")
+    cfg.http_thread = r.get("http_thread", "string", "auto")
+    if cfg.http_thread not in HTTP_THREADS:
+        raise r.error("http_thread", f"[server]: 'http_thread' must be \"auto\", \"python\" or \"io\", "
+                                     f"got {cfg.http_thread!r}")
     root = r.get("root_path", "string", "")
     if root and (not root.startswith("/") or any(c in root for c in "?#") or any(ord(c) < 0x21 for c in root)):
         raise r.error("root_path", f"[server]: 'root_path' must be a URL path starting with '/' "

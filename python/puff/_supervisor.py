@@ -134,8 +134,9 @@ class Supervisor:
             os.set_blocking(fd, False)
         old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         previous = {s: signal.signal(s, lambda *_: None) for s in (*_STOP_SIGNALS, signal.SIGCHLD)}
-        log.info("Serving %s app %r with %d workers (supervisor pid %d); stop with Ctrl-C or SIGTERM",
-                 self.kind.upper(), self.cfg.wsgi, len(self.slots), os.getpid())
+        log.info("Serving %s app %r with %d workers (supervisor pid %d, %s); stop with Ctrl-C or SIGTERM",
+                 self.kind.upper(), self.cfg.wsgi if self.kind == "wsgi" else self.cfg.asgi, len(self.slots),
+                 os.getpid(), self.cfg.server.thread_model())
         try:
             for slot in self.slots:
                 self._spawn(slot)

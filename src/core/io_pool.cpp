@@ -1,7 +1,9 @@
 #include "core/io_pool.hpp"
 
+#include "core/post_batch.hpp"
 #include "core/wake_queue.hpp"
 
+#include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <string>
+#include <type_traits>
 
 namespace puff::core {
 
@@ -68,10 +71,14 @@ struct IoPool::Driven {
 
 namespace {
 thread_local int t_index = -1;
-}
+// IoPool::watch_driven(): the watched loop and the queue to wake for posts to it.
+std::atomic<asio::io_context*> g_watched{nullptr};
+std::atomic<WakeQueue*> g_watcher{nullptr};
+}  // namespace
 
 IoPool::IoPool(std::size_t threads) : driven_(std::make_unique<Driven>()) {
   if (threads == 0) threads = 1;
+  set_own_loop(&driven_->loop.ctx);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -100,9 +107,43 @@ void IoPool::stop() {
     if (t.joinable()) t.join();
   driven_->loop.guard.reset();
   driven_->loop.ctx.stop();
+  if (on_driven_owner()) set_own_loop(nullptr);
+  if (g_watched.load() == &driven_->loop.ctx) watch_driven(nullptr);
 }
 
 asio::io_context& IoPool::driven() noexcept { return driven_->loop.ctx; }
+
+namespace {
+
+// Asio keeps its epoll descriptor private. An explicit instantiation may name private members,
+// which gives a pointer to it without touching Asio's headers; a rename in Asio fails to
+// compile here rather than misbehave.
+using Reactor = asio::detail::epoll_reactor;
+static_assert(std::is_same_v<asio::detail::reactor, Reactor>, "Puff expects Asio's epoll reactor");
+int Reactor::*epoll_fd_member();
+template <int Reactor::*M>
+struct EpollFdAccess {
+  friend int Reactor::*epoll_fd_member() { return M; }
+};
+template struct EpollFdAccess<&Reactor::epoll_fd_>;
+
+}  // namespace
+
+void IoPool::watch_driven(WakeQueue* q) noexcept {
+  g_watcher.store(nullptr, std::memory_order_release);
+  g_watched.store(q ? &driven_->loop.ctx : nullptr, std::memory_order_release);
+  g_watcher.store(q, std::memory_order_release);
+}
+
+int IoPool::driven_fd() noexcept {
+  try {
+    auto& reactor = asio::use_service<Reactor>(driven_->loop.ctx);
+    reactor.init_task();  // so that poll() also polls the reactor before any socket exists
+    return reactor.*epoll_fd_member();
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
 
 std::size_t IoPool::poll_driven() noexcept {
   if (driven_->users.load(std::memory_order_relaxed) == 0) return 0;
@@ -209,13 +250,24 @@ struct PostBatch {
 };
 
 thread_local PostBatch t_batch;
+thread_local asio::io_context* t_own_loop = nullptr;
 
 }  // namespace
+
+void post_io(const asio::any_io_executor& ex, std::function<void()> fn) {
+  asio::post(ex, std::move(fn));
+  WakeQueue* q = g_watcher.load(std::memory_order_acquire);
+  if (!q) return;
+  asio::io_context* watched = g_watched.load(std::memory_order_acquire);
+  if (watched && ex == asio::any_io_executor(watched->get_executor()) &&
+      !watched->get_executor().running_in_this_thread())
+    q->wake();
+}
 
 void post_batched(const asio::any_io_executor& ex, std::function<void()> fn) {
   PostBatch& b = t_batch;
   if (!b.open) {
-    asio::post(ex, std::move(fn));
+    post_io(ex, std::move(fn));
     return;
   }
   for (auto& g : b.groups) {
@@ -230,14 +282,27 @@ void post_batched(const asio::any_io_executor& ex, std::function<void()> fn) {
 
 void open_post_batch() noexcept { t_batch.open = true; }
 
+void set_own_loop(asio::io_context* ctx) noexcept { t_own_loop = ctx; }
+
 void flush_post_batch() {
   PostBatch& b = t_batch;
   b.open = false;
   for (auto& g : b.groups) {
+    if (t_own_loop && g.first == asio::any_io_executor(t_own_loop->get_executor()) &&
+        !t_own_loop->get_executor().running_in_this_thread()) {
+      try {
+        for (auto& f : g.second) f();
+        // What they finished at once (a write the socket took whole) completes in the loop.
+        t_own_loop->poll();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed: %s\n", e.what());
+      }
+      continue;
+    }
     if (g.second.size() == 1) {
-      asio::post(g.first, std::move(g.second.front()));
+      post_io(g.first, std::move(g.second.front()));
     } else {
-      asio::post(g.first, [fns = std::move(g.second)]() mutable {
+      post_io(g.first, [fns = std::move(g.second)]() mutable {
         for (auto& f : fns) f();
       });
     }

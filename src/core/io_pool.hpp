@@ -62,6 +62,14 @@ class IoPool {
   /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven()); how
    *  many ran. */
   std::size_t poll_driven() noexcept;
+  /** A descriptor that is readable while driven() has I/O or timers ready (its epoll set), for
+   *  an outside loop that owns the thread (asyncio) to watch and then call poll_driven(). */
+  int driven_fd() noexcept;
+  /** While an outside loop runs the owner thread and polls driven() only when driven_fd() or
+   *  `q`'s eventfd is readable, handlers posted to driven() (core::post_io) wake `q`: Asio's
+   *  reactor, never blocked in by anyone then, would not make driven_fd() readable for them.
+   *  Null when the outside loop stops. */
+  void watch_driven(WakeQueue* q) noexcept;
 
  private:
   struct Loop;

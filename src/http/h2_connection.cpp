@@ -150,10 +150,10 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
   }
 
   void post_stop_when_idle() override {
-    asio::post(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
+    core::post_io(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
   }
   void post_close() override {
-    asio::post(t_->executor(), [self = shared_from_this()] { self->close(); });
+    core::post_io(t_->executor(), [self = shared_from_this()] { self->close(); });
   }
 
  private:

@@ -88,10 +88,10 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   }
 
   void post_stop_when_idle() override {
-    asio::post(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
+    core::post_io(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
   }
   void post_close() override {
-    asio::post(t_->executor(), [self = shared_from_this()] { self->close(); });
+    core::post_io(t_->executor(), [self = shared_from_this()] { self->close(); });
   }
 
   /** Graceful: close now if idle, else after the current response. Own thread. */

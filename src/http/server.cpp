@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <unordered_set>
 
+#include "core/post_batch.hpp"
 #include "http/chunked.hpp"
 #include "http/server_internal.hpp"
 #include "http/transport.hpp"
@@ -88,6 +89,21 @@ Server::Server(core::IoPool& io, ServerOptions opts, std::shared_ptr<Handler> ha
 Server::~Server() {
   stop_accepting();
   close_all();
+  if (driven_uses_) io_.use_driven(-driven_uses_);
+}
+
+bool Server::on_driven() const noexcept { return state_->opts.on_driven; }
+
+std::vector<asio::io_context*> Server::listen_contexts() {
+  std::vector<asio::io_context*> out;
+  if (state_->opts.on_driven) {
+    out.push_back(&io_.driven());
+    io_.use_driven(1);
+    ++driven_uses_;
+  } else {
+    for (std::size_t i = 0; i < io_.size(); ++i) out.push_back(&io_.context(i));
+  }
+  return out;
 }
 
 BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port, const TlsOptions* tls_opts) {
@@ -96,8 +112,8 @@ BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port, co
   auto addr = asio::ip::make_address(host, ec);
   if (ec) throw std::runtime_error("invalid bind address '" + host + "': " + ec.message());
   std::uint16_t bound_port = port;
-  for (std::size_t i = 0; i < io_.size(); ++i) {
-    auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
+  for (asio::io_context* ctx : listen_contexts()) {
+    auto acc = std::make_shared<tcp::acceptor>(*ctx);
     tcp::endpoint ep(addr, bound_port);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
@@ -113,7 +129,7 @@ BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port, co
     accept_loop(acc, state_, false, addr.is_v6() ? AF_INET6 : AF_INET, tls);
     std::lock_guard<std::mutex> lock(state_->m);
     state_->closers.push_back([acc] {
-      asio::post(acc->get_executor(), [acc] {
+      core::post_io(acc->get_executor(), [acc] {
         error_code ignore;
         acc->close(ignore);
       });
@@ -128,7 +144,7 @@ BoundEndpoint Server::listen_unix(const std::string& path) {
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("cannot listen on " + path + ": exists and is not a socket");
     ::unlink(path.c_str());
   }
-  auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(io_.context(0));
+  auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(*listen_contexts().front());
   error_code ec;
   asio::local::stream_protocol::endpoint ep(path);
   acc->open(ep.protocol(), ec);
@@ -138,7 +154,7 @@ BoundEndpoint Server::listen_unix(const std::string& path) {
   accept_loop(acc, state_, true, AF_UNIX);
   std::lock_guard<std::mutex> lock(state_->m);
   state_->closers.push_back([acc] {
-    asio::post(acc->get_executor(), [acc] {
+    core::post_io(acc->get_executor(), [acc] {
       error_code ignore;
       acc->close(ignore);
     });
@@ -148,7 +164,7 @@ BoundEndpoint Server::listen_unix(const std::string& path) {
 
 void Server::listen_fd(int fd, const TlsOptions* tls_opts) {
   std::shared_ptr<TlsContext> tls = tls_opts ? make_tls_context(*tls_opts) : nullptr;
-  for (std::size_t i = 0; i < io_.size(); ++i) {
+  for (asio::io_context* ctx : listen_contexts()) {
     int dupfd = ::dup(fd);
     if (dupfd < 0) throw std::runtime_error("dup of listening socket failed");
     sockaddr_storage ss{};
@@ -158,23 +174,23 @@ void Server::listen_fd(int fd, const TlsOptions* tls_opts) {
     error_code ec;
     std::function<void()> closer;
     if (family == AF_UNIX) {
-      auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(io_.context(i));
+      auto acc = std::make_shared<asio::local::stream_protocol::acceptor>(*ctx);
       acc->assign(asio::local::stream_protocol(), dupfd, ec);
       if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
       accept_loop(acc, state_, true, family);
       closer = [acc] {
-        asio::post(acc->get_executor(), [acc] {
+        core::post_io(acc->get_executor(), [acc] {
           error_code ignore;
           acc->close(ignore);
         });
       };
     } else {
-      auto acc = std::make_shared<tcp::acceptor>(io_.context(i));
+      auto acc = std::make_shared<tcp::acceptor>(*ctx);
       acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), dupfd, ec);
       if (ec) throw std::runtime_error("cannot use inherited socket: " + ec.message());
       accept_loop(acc, state_, false, family, tls);
       closer = [acc] {
-        asio::post(acc->get_executor(), [acc] {
+        core::post_io(acc->get_executor(), [acc] {
           error_code ignore;
           acc->close(ignore);
         });

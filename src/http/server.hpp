@@ -28,6 +28,10 @@ struct ServerOptions {
   int backlog = 1024;
   std::uint64_t ws_max_message = 16 * 1024 * 1024;  // WebSocket message limit (close 1009)
   bool h2c = true;  // cleartext HTTP/2: prior knowledge and `Upgrade: h2c`
+  /** Accept and serve every connection on IoPool::driven(), the loop the Python thread runs
+   *  itself, instead of on the I/O threads: no hand-off between threads per request (a worker
+   *  is one busy thread, as uvicorn's and granian's are). */
+  bool on_driven = false;
 };
 
 /** Receives requests. on_request runs on the connection's I/O thread and must not block. */
@@ -59,6 +63,9 @@ class Server {
   /** Listens on an already-bound listening socket (inherited from a supervisor). */
   void listen_fd(int fd, const TlsOptions* tls = nullptr);
 
+  /** True when connections live on the Python thread's loop (ServerOptions::on_driven). */
+  bool on_driven() const noexcept;
+
   /** Stops accepting; idle connections close, busy ones close after their response. */
   void stop_accepting();
   /** Closes every connection now. */
@@ -69,8 +76,12 @@ class Server {
   struct State;  // shared with connections
 
  private:
+  /** The contexts listeners go on: every I/O thread, or driven() alone. */
+  std::vector<boost::asio::io_context*> listen_contexts();
+
   core::IoPool& io_;
   std::shared_ptr<State> state_;
+  int driven_uses_ = 0;  // use_driven() calls to undo
 };
 
 

@@ -244,6 +244,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     so.ws_max_message = ws_max;
     PyObject* mp = PyDict_GetItemString(opts, "multiprocess");
     as.multiprocess = mp && PyObject_IsTrue(mp) == 1;
+    PyObject* pt = PyDict_GetItemString(opts, "python_thread");
+    so.on_driven = pt && PyObject_IsTrue(pt) == 1;
     PyObject* wd = PyDict_GetItemString(opts, "ws_permessage_deflate");
     if (wd) as.ws_deflate = PyObject_IsTrue(wd) == 1;
     std::string interface = "wsgi";
@@ -305,6 +307,8 @@ PyObject* server_close(PyObject* o, PyObject*) {
     // code that runs after the runtime stopped (a greenlet killed at exit).
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (self->server->connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+      if (self->server->on_driven() && hub() && hub()->io && on_python_thread() && hub()->io->poll_driven() > 0)
+        continue;  // its connections close on this thread's loop
       Py_BEGIN_ALLOW_THREADS
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       Py_END_ALLOW_THREADS

@@ -95,7 +95,24 @@ void hub_after_switch(PyObject* r) { after_switch(r); }
 
 bool on_python_thread() noexcept { return g_hub && PyThread_get_thread_ident() == g_hub->thread_ident; }
 
-void push(Completion* c) noexcept { g_hub->queue.push(c); }
+namespace {
+
+/** True when the caller is on the Python thread and it will look at the queue before it next
+ *  sleeps, so a push needs no eventfd write: inside a scheduler round or a flush, or (greenlet
+ *  runtime) in a handler of the hub's own I/O loop, which wait_driven() runs and then checks the
+ *  queue. Under asyncio the loop sleeps in its selector, where only the eventfd wakes it. */
+bool python_thread_looks_next() noexcept {
+  return on_python_thread() && (g_hub->draining || g_hub->flushing || !g_hub->loop);
+}
+
+}  // namespace
+
+void push(Completion* c) noexcept {
+  if (python_thread_looks_next())
+    g_hub->queue.push_quiet(c);
+  else
+    g_hub->queue.push(c);
+}
 
 bool coroutine_mode() { return on_python_thread() && in_hub_greenlet() && puff_loop_running(); }
 
@@ -164,8 +181,14 @@ void batch_posts_this_round() noexcept {
 PyObject* flush(PyObject*, PyObject*) {
   if (g_hub) {
     g_hub->flush_scheduled = false;
+    g_hub->flushing = true;
     flush_submissions();
-    core::flush_post_batch();
+    core::flush_post_batch();  // may run handlers of the hub's own loop, which push quietly
+    g_hub->flushing = false;
+    if (g_hub->queue.has_items() && !g_hub->wake_pending) {
+      g_hub->wake_pending = true;
+      g_hub->queue.wake();  // under asyncio: drain() on the loop's next round
+    }
   }
   Py_RETURN_NONE;
 }
@@ -230,8 +253,8 @@ void Op::complete() noexcept {
     return;
   }
   // A handler of the hub's own I/O loop runs on the Python thread, which looks at the queue
-  // before it sleeps: no eventfd write needed (not under asyncio, whose loop sleeps instead).
-  if (on_python_thread() && !g_hub->loop)
+  // before it sleeps: no eventfd write needed.
+  if (python_thread_looks_next())
     g_hub->queue.push_quiet(this);
   else
     g_hub->queue.push(this);
@@ -566,6 +589,8 @@ PyObject* set_loop(PyObject*, PyObject* loop) {
     g_hub->call_soon = cs;
     g_hub->create_task = ct;
   }
+  // The asyncio loop sleeps in its own selector: posts to the hub's I/O loop must wake it.
+  if (g_hub->io) g_hub->io->watch_driven(g_hub->loop ? &g_hub->queue : nullptr);
   flush_submissions();
   Py_RETURN_NONE;
 }
@@ -576,6 +601,14 @@ PyObject* wakeup_fd(PyObject*, PyObject*) {
     return nullptr;
   }
   return PyLong_FromLong(g_hub->queue.fd());
+}
+
+PyObject* loop_fd(PyObject*, PyObject*) {
+  if (!g_hub || !g_hub->io) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime not started");
+    return nullptr;
+  }
+  return PyLong_FromLong(g_hub->io->driven_fd());
 }
 
 PyObject* stats(PyObject*, PyObject*) {

@@ -125,6 +125,7 @@ struct Hub {
   std::atomic<int> stop_signal{0};       // nonzero: run_hub() should return
   bool running = false;                  // inside run_hub()
   bool draining = false;
+  bool flushing = false;                 // inside flush(): the queue is looked at afterwards
   bool wake_pending = false;             // an eventfd wake-up for `ready` is outstanding
   PyObject* exit_exc = nullptr;          // owned: SystemExit/KeyboardInterrupt that reached the hub
 };
@@ -141,6 +142,7 @@ PyObject* stop_hub(PyObject* self, PyObject* unused);
 PyObject* schedule(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 PyObject* set_loop(PyObject* self, PyObject* loop);
 PyObject* wakeup_fd(PyObject* self, PyObject* unused);
+PyObject* loop_fd(PyObject* self, PyObject* unused);
 PyObject* stats(PyObject* self, PyObject* unused);
 PyObject* flush(PyObject* self, PyObject* unused);
 PyObject* yield_now(PyObject* self, PyObject* unused);

@@ -24,6 +24,8 @@ PyMethodDef kMethods[] = {
     {"yield_now", yield_now, METH_NOARGS, "yield_now()\nLets other ready greenlets run. May switch greenlets."},
     {"set_loop", set_loop, METH_O, "set_loop(loop_or_None)\nDeclares Puff's asyncio loop (enables awaitable mode)."},
     {"wakeup_fd", wakeup_fd, METH_NOARGS, "wakeup_fd() -> int\nThe completion queue's eventfd."},
+    {"loop_fd", loop_fd, METH_NOARGS,
+     "loop_fd() -> int\nReadable while the Python thread's own I/O loop has work: call drain() then."},
     {"stats", stats, METH_NOARGS, "stats() -> dict\nPending native calls, ready greenlets, I/O threads."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms)\nDual-mode native timer."},
     {"noop_async", noop_async, METH_NOARGS, "noop_async()\nDual-mode round trip to an I/O thread."},

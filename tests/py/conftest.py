@@ -2,7 +2,8 @@
 
 ``project`` is a :class:`Project` on a fresh ``tmp_path``: ``write()`` files into it (text is
 dedented), ``run()`` or ``popen()`` the ``puff`` console script of this venv there, with an
-environment free of ``PYTHONPATH`` and of the caller's ``PUFF_*`` / ``PYTEST_*`` variables.
+environment free of ``PYTHONPATH`` and of the caller's ``PUFF_*`` / ``PYTEST_*`` variables
+(except PUFF_HTTP_THREAD in the second HTTP pass, below).
 """
 
 from __future__ import annotations
@@ -20,12 +21,31 @@ import pytest
 
 PUFF = Path(sys.executable).with_name("puff")
 
+#: `make test` runs the HTTP suites a second time with PUFF_TEST_HTTP_THREAD=python: every server
+#: then runs its connections on its Python thread (`http_thread = "python"`), in `puff serve`
+#: processes (through PUFF_HTTP_THREAD) and in-process servers alike.
+HTTP_THREAD = os.environ.get("PUFF_TEST_HTTP_THREAD", "")
+
+if HTTP_THREAD:
+    @pytest.fixture(autouse=True)
+    def _http_thread_for_in_process_servers(monkeypatch):
+        from puff import _native
+
+        real = _native.HttpServer
+
+        def http_server(app, options=None):
+            return real(app, {**(options or {}), "python_thread": HTTP_THREAD == "python"})
+
+        monkeypatch.setattr(_native, "HttpServer", http_server)
+
 
 def clean_env(**extra: str) -> Dict[str, str]:
     """os.environ without PYTHONPATH, PUFF_* and PYTEST_* variables, plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
            if k != "PYTHONPATH" and not k.startswith(("PUFF_", "PYTEST_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    if HTTP_THREAD:
+        env["PUFF_HTTP_THREAD"] = HTTP_THREAD
     env.update(extra)
     return env
 

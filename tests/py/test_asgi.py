@@ -19,6 +19,8 @@ async def request(port, raw: bytes, read_until_close=False, timeout=5.0) -> byte
             return await asyncio.wait_for(reader.read(), timeout)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         text = head.decode("latin-1").lower()
+        if text.split(" ", 2)[1] in ("204", "304"):
+            return head  # no body, and the connection stays open (keep-alive)
         if "content-length:" in text:
             n = int(text.split("content-length:")[1].split("\r\n")[0])
             return head + await asyncio.wait_for(reader.readexactly(n), timeout)

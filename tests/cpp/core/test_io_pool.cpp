@@ -1,9 +1,12 @@
 #include "core/io_pool.hpp"
+#include "core/post_batch.hpp"
 #include "core/wake_queue.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -175,4 +178,73 @@ TEST(IoPool, WaitDrivenReturnsWhenTheExtraFdIsReadable) {
     ::close(p[0]);
     ::close(p[1]);
   }
+}
+
+TEST(IoPool, DrivenFdIsReadableOnlyWhileTheLoopHasWork) {
+  IoPool pool(1);
+  pool.use_driven(+1);
+  int fd = pool.driven_fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(pool.driven_fd(), fd);
+  auto readable = [fd](int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+  };
+  pool.poll_driven();
+  EXPECT_FALSE(readable(0));  // an outside loop watching it would not spin
+  bool fired = false;
+  boost::asio::steady_timer timer(pool.driven(), 30ms);
+  timer.async_wait([&](const boost::system::error_code&) { fired = true; });
+  pool.poll_driven();
+  EXPECT_FALSE(readable(0));
+  EXPECT_TRUE(readable(3000));  // the timer expired
+  pool.poll_driven();
+  EXPECT_TRUE(fired);
+  EXPECT_FALSE(readable(0));
+  // A post from another thread does not reach the epoll set (Asio interrupts its reactor only
+  // while a thread blocks in it, and the outside loop is not Asio): core::post_io wakes the
+  // queue given to watch_driven() instead, which that outside loop also watches.
+  puff::core::WakeQueue q;
+  pool.watch_driven(&q);
+  std::atomic<bool> ran{false};
+  std::thread other([&] { puff::core::post_io(pool.driven().get_executor(), [&] { ran = true; }); });
+  other.join();
+  pollfd p{q.fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 3000), 1);
+  pool.poll_driven();
+  EXPECT_TRUE(ran.load());
+  EXPECT_FALSE(readable(0));
+  pool.watch_driven(nullptr);
+  q.clear_wakeup();
+  std::thread unwatched([&] { puff::core::post_io(pool.driven().get_executor(), [] {}); });
+  unwatched.join();
+  EXPECT_EQ(::poll(&p, 1, 0), 0);  // not watched: no wake-up
+  pool.poll_driven();
+}
+
+TEST(PostBatch, PostsToTheOwnersLoopRunAtFlushOthersArePosted) {
+  IoPool pool(1);
+  bool own = false;
+  std::atomic<bool> io{false};
+  puff::core::open_post_batch();
+  puff::core::post_batched(pool.driven().get_executor(), [&] { own = true; });
+  puff::core::post_batched(pool.context(0).get_executor(), [&] { io = true; });
+  EXPECT_FALSE(own);
+  puff::core::flush_post_batch();
+  EXPECT_TRUE(own);  // ran inside flush, on this thread, without polling the loop
+  EXPECT_TRUE(eventually([&] { return io.load(); }));
+
+  // From another thread, a post to the owner's loop waits for the owner.
+  std::atomic<bool> late{false};
+  std::thread other([&] {
+    puff::core::open_post_batch();
+    puff::core::post_batched(pool.driven().get_executor(), [&] { late = true; });
+    puff::core::flush_post_batch();
+  });
+  other.join();
+  std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(late.load());
+  pool.use_driven(+1);
+  EXPECT_TRUE(eventually([&] { return pool.poll_driven() > 0 || late.load(); }));
+  EXPECT_TRUE(late.load());
 }

@@ -1,0 +1,197 @@
+// The HTTP server with its connections on IoPool::driven() (ServerOptions::on_driven), the loop
+// the Python thread runs itself: accept, parse, dispatch and write all happen on the owner thread
+// inside its waits, and responses written during a post batch leave at flush_post_batch().
+// The rest of the server is tested end to end in tests/py (test_serve_*.py).
+#include "core/io_pool.hpp"
+#include "core/post_batch.hpp"
+#include "core/wake_queue.hpp"
+#include "http/server.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using puff::core::IoPool;
+using puff::core::WakeQueue;
+
+namespace {
+
+struct Wake : puff::core::WakeNode {};
+
+/** Collects requests and wakes the owner through its queue, as the Python bridge does. */
+class Recorder final : public puff::http::Handler {
+ public:
+  explicit Recorder(WakeQueue& q) : q_(q) {}
+  void on_request(std::shared_ptr<puff::http::Exchange> ex) override {
+    threads.push_back(std::this_thread::get_id());
+    pending.push_back(std::move(ex));
+    q_.push(new Wake);
+  }
+  std::vector<std::thread::id> threads;
+  std::vector<std::shared_ptr<puff::http::Exchange>> pending;
+
+ private:
+  WakeQueue& q_;
+};
+
+int connect_to(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/** Reads until `count` occurrences of `marker` arrived (or EOF / timeout). */
+std::string read_until(int fd, const std::string& marker, int count) {
+  std::string got;
+  char buf[4096];
+  auto seen = [&] {
+    int n = 0;
+    for (std::size_t p = got.find(marker); p != std::string::npos; p = got.find(marker, p + 1)) ++n;
+    return n;
+  };
+  while (seen() < count) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+void drain_queue(WakeQueue& q) {
+  q.clear_wakeup();
+  for (auto* n = q.pop_all(); n;) {
+    auto* next = n->next;
+    delete static_cast<Wake*>(n);
+    n = next;
+  }
+}
+
+}  // namespace
+
+TEST(ServerOnDriven, ServesEveryRequestOnTheOwnerThread) {
+  IoPool pool(1);
+  WakeQueue q;
+  auto rec = std::make_shared<Recorder>(q);
+  puff::http::ServerOptions opts;
+  opts.on_driven = true;
+  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
+  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
+  ASSERT_NE(port, 0);
+  ASSERT_TRUE(server->on_driven());
+
+  std::atomic<bool> done{false};
+  std::string replies;
+  std::thread client([&] {
+    int fd = connect_to(port);
+    if (fd >= 0) {
+      // Two pipelined requests in one write, then a third after their answers.
+      std::string two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+      (void)!::write(fd, two.data(), two.size());
+      replies = read_until(fd, "\r\n\r\nok", 2);
+      std::string third = "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+      (void)!::write(fd, third.data(), third.size());
+      replies += read_until(fd, "\r\n\r\nok", 1);
+      ::close(fd);
+    }
+    done = true;
+    q.push(new Wake);
+  });
+
+  std::vector<std::string> paths;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!done && std::chrono::steady_clock::now() < until) {
+    pool.wait_driven(q, 0us, -1);
+    drain_queue(q);
+    // Answer as the Python thread does: inside a post batch, whose flush writes the socket here.
+    puff::core::open_post_batch();
+    for (auto& ex : rec->pending) {
+      paths.emplace_back(ex->path);
+      ex->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    }
+    rec->pending.clear();
+    puff::core::flush_post_batch();
+  }
+  client.join();
+  ASSERT_TRUE(done.load());
+  EXPECT_EQ(paths, (std::vector<std::string>{"/a", "/b", "/c"}));
+  for (auto id : rec->threads) EXPECT_EQ(id, std::this_thread::get_id());
+  EXPECT_EQ(replies.find("HTTP/1.1 200 OK"), 0u);
+  int oks = 0;
+  for (std::size_t p = replies.find("\r\n\r\nok"); p != std::string::npos; p = replies.find("\r\n\r\nok", p + 1)) ++oks;
+  EXPECT_EQ(oks, 3);
+
+  // Closing happens on the loop too: the owner polls it until the connections are gone.
+  server->stop_accepting();
+  server->close_all();
+  until = std::chrono::steady_clock::now() + 5s;
+  while (server->connections() > 0 && std::chrono::steady_clock::now() < until) {
+    pool.poll_driven();
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(server->connections(), 0u);
+  server.reset();
+  drain_queue(q);
+}
+
+TEST(ServerOnDriven, NothingIsServedWhileTheOwnerDoesNotRunItsLoop) {
+  IoPool pool(2);
+  WakeQueue q;
+  auto rec = std::make_shared<Recorder>(q);
+  puff::http::ServerOptions opts;
+  opts.on_driven = true;
+  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
+  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
+  int fd = connect_to(port);  // the kernel completes the handshake; nobody accepts yet
+  ASSERT_GE(fd, 0);
+  std::string req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(rec->pending.empty());  // no I/O thread took it
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (rec->pending.empty() && std::chrono::steady_clock::now() < until) pool.wait_driven(q, 0us, -1);
+  ASSERT_EQ(rec->pending.size(), 1u);
+  rec->pending.front()->write("HTTP/1.1 204 No Content\r\n\r\n", true);  // outside a batch: a plain post
+  rec->pending.clear();
+  std::string got;
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    got = read_until(fd, "\r\n\r\n", 1);
+    read = true;
+  });
+  until = std::chrono::steady_clock::now() + 5s;
+  while (!read && std::chrono::steady_clock::now() < until) {
+    pool.poll_driven();
+    std::this_thread::sleep_for(1ms);
+  }
+  reader.join();
+  EXPECT_EQ(got.rfind("HTTP/1.1 204", 0), 0u);
+  ::close(fd);
+  server->close_all();
+  until = std::chrono::steady_clock::now() + 5s;
+  while (server->connections() > 0 && std::chrono::steady_clock::now() < until) {
+    pool.poll_driven();
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(server->connections(), 0u);
+  server.reset();
+  drain_queue(q);
+}
