@@ -85,6 +85,17 @@ void drain_queue(WakeQueue& q) {
   }
 }
 
+/** Polls the owner's loop until `done()` or 5 s pass; returns done(). */
+template <class Done>
+bool poll_until(IoPool& pool, Done done) {
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!done() && std::chrono::steady_clock::now() < until) {
+    pool.poll_driven();
+    std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
 }  // namespace
 
 TEST(ServerOnDriven, ServesEveryRequestOnTheOwnerThread) {
@@ -142,12 +153,7 @@ TEST(ServerOnDriven, ServesEveryRequestOnTheOwnerThread) {
   // Closing happens on the loop too: the owner polls it until the connections are gone.
   server->stop_accepting();
   server->close_all();
-  until = std::chrono::steady_clock::now() + 5s;
-  while (server->connections() > 0 && std::chrono::steady_clock::now() < until) {
-    pool.poll_driven();
-    std::this_thread::sleep_for(1ms);
-  }
-  EXPECT_EQ(server->connections(), 0u);
+  EXPECT_TRUE(poll_until(pool, [&] { return server->connections() == 0; }));
   server.reset();
   drain_queue(q);
 }
@@ -177,21 +183,12 @@ TEST(ServerOnDriven, NothingIsServedWhileTheOwnerDoesNotRunItsLoop) {
     got = read_until(fd, "\r\n\r\n", 1);
     read = true;
   });
-  until = std::chrono::steady_clock::now() + 5s;
-  while (!read && std::chrono::steady_clock::now() < until) {
-    pool.poll_driven();
-    std::this_thread::sleep_for(1ms);
-  }
+  poll_until(pool, [&] { return read.load(); });
   reader.join();
   EXPECT_EQ(got.rfind("HTTP/1.1 204", 0), 0u);
   ::close(fd);
   server->close_all();
-  until = std::chrono::steady_clock::now() + 5s;
-  while (server->connections() > 0 && std::chrono::steady_clock::now() < until) {
-    pool.poll_driven();
-    std::this_thread::sleep_for(1ms);
-  }
-  EXPECT_EQ(server->connections(), 0u);
+  EXPECT_TRUE(poll_until(pool, [&] { return server->connections() == 0; }));
   server.reset();
   drain_queue(q);
 }
