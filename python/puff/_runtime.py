@@ -220,7 +220,7 @@ def _run_asyncio(fn, args, kwargs, opts: RuntimeOptions, sig: _SignalState) -> A
     loop.add_reader(_native.wakeup_fd(), _native.drain)
     # Sockets on the Python thread's own I/O loop (HTTP connections of a worker that serves on
     # this thread) wake the asyncio loop through that loop's epoll descriptor.
-    loop.add_reader(_native.loop_fd(), _native.drain)
+    loop.add_reader(_native.loop_fd(), _native.drain_loop)
     try:
         if inspect.iscoroutinefunction(fn):
             task = loop.create_task(fn(*args, **kwargs))

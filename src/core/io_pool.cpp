@@ -139,14 +139,17 @@ int IoPool::driven_fd() noexcept {
   try {
     auto& reactor = asio::use_service<Reactor>(driven_->loop.ctx);
     reactor.init_task();  // so that poll() also polls the reactor before any socket exists
+    // The reactor signals its interrupter when it starts: consume that, or the descriptor is
+    // readable until the first poll (an outside loop watching it would spin).
+    if (on_driven_owner()) driven_->loop.ctx.poll();
     return reactor.*epoll_fd_member();
   } catch (const std::exception&) {
     return -1;
   }
 }
 
-std::size_t IoPool::poll_driven() noexcept {
-  if (driven_->users.load(std::memory_order_relaxed) == 0) return 0;
+std::size_t IoPool::poll_driven(bool even_unused) noexcept {
+  if (!even_unused && driven_->users.load(std::memory_order_relaxed) == 0) return 0;
   try {
     return driven_->loop.ctx.poll();
   } catch (const std::exception& e) {
@@ -284,19 +287,33 @@ void open_post_batch() noexcept { t_batch.open = true; }
 
 void set_own_loop(asio::io_context* ctx) noexcept { t_own_loop = ctx; }
 
+namespace {
+
+void run_reporting(std::function<void()>& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed\n");
+  }
+}
+
+}  // namespace
+
 void flush_post_batch() {
   PostBatch& b = t_batch;
   b.open = false;
-  for (auto& g : b.groups) {
+  // A handler run below may post again (a batch of its own): work on a local list.
+  std::vector<std::pair<asio::any_io_executor, std::vector<std::function<void()>>>> groups;
+  groups.swap(b.groups);
+  for (auto& g : groups) {
     if (t_own_loop && g.first == asio::any_io_executor(t_own_loop->get_executor()) &&
         !t_own_loop->get_executor().running_in_this_thread()) {
-      try {
-        for (auto& f : g.second) f();
-        // What they finished at once (a write the socket took whole) completes in the loop.
-        t_own_loop->poll();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "puff: a handler on the hub's I/O loop failed: %s\n", e.what());
-      }
+      for (auto& f : g.second) run_reporting(f);
+      // What they finished at once (a write the socket took whole) completes in the loop.
+      std::function<void()> poll = [] { t_own_loop->poll(); };
+      run_reporting(poll);
       continue;
     }
     if (g.second.size() == 1) {
@@ -307,7 +324,8 @@ void flush_post_batch() {
       });
     }
   }
-  b.groups.clear();
+  groups.clear();
+  if (b.groups.empty()) b.groups.swap(groups);  // keep the capacity for the next round
 }
 
 }  // namespace puff::core

@@ -59,9 +59,10 @@ class IoPool {
   void use_driven(int delta) noexcept;
   /** True on the thread that created the pool: the one that runs driven() (the Python thread). */
   bool on_driven_owner() const noexcept;
-  /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven()); how
+  /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven(), unless
+   *  `even_unused`: an outside loop found driven_fd() readable, which only a poll clears); how
    *  many ran. */
-  std::size_t poll_driven() noexcept;
+  std::size_t poll_driven(bool even_unused = false) noexcept;
   /** A descriptor that is readable while driven() has I/O or timers ready (its epoll set), for
    *  an outside loop that owns the thread (asyncio) to watch and then call poll_driven(). */
   int driven_fd() noexcept;

@@ -1,5 +1,7 @@
 #include "pg/connection.hpp"
 
+#include "core/post_batch.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -168,7 +170,7 @@ void Connection::start() {
   auto job = [self] {
     auto holder = std::make_shared<ConnHolder>();
     holder->conn = PQconnectStartParams(self->info_->keywords(), self->info_->values(), 0);
-    asio::post(self->ctx_, [self, holder] { self->connect_started(holder->take()); });
+    core::post_io(self->ctx_.get_executor(), [self, holder] { self->connect_started(holder->take()); });
   };
   if (ev_.offload)
     ev_.offload(std::move(job));
@@ -314,7 +316,7 @@ void Connection::submit(std::shared_ptr<detail::Request> req) {
   if (!pump_posted_) {
     pump_posted_ = true;
     auto self = shared_from_this();
-    asio::post(ctx_, [self] {
+    core::post_io(ctx_.get_executor(), [self] {
       self->pump_posted_ = false;
       self->pump();
     });
@@ -747,7 +749,7 @@ void Connection::maybe_issue_cancel() {
   auto job = [self, cancel] {
     char err[256];
     PQcancel(cancel.get(), err, sizeof err);  // blocking: connects to the server, sends CancelRequest
-    asio::post(self->ctx_, [self] { self->cancel_returned(); });
+    core::post_io(self->ctx_.get_executor(), [self] { self->cancel_returned(); });
   };
   if (ev_.offload)
     ev_.offload(std::move(job));

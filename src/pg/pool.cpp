@@ -1,6 +1,7 @@
 #include "pg/pool.hpp"
 
 #include "core/io_pool.hpp"
+#include "core/post_batch.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -89,7 +90,7 @@ struct Deferred {
   }
 };
 
-void post_to(Connection& c, std::function<void()> fn) { asio::post(c.context(), std::move(fn)); }
+void post_to(Connection& c, std::function<void()> fn) { core::post_io(c.context().get_executor(), std::move(fn)); }
 
 }  // namespace
 
@@ -206,7 +207,7 @@ struct PoolCore : std::enable_shared_from_this<PoolCore> {
     // Posted now, under the pool lock, not deferred: a query routed by another thread just
     // after this one must not reach the connection first (statements keep the order in which
     // they were routed — found by PgPool.ErrorInPipelineFailsOnlyItsOwnQuery under TSan).
-    // asio::post runs nothing inline, so posting under the lock is safe.
+    // post_io runs nothing inline, so posting under the lock is safe.
     post_to(*c, [c, req] { c->submit(req); });
     (void)d;
   }

@@ -302,17 +302,22 @@ PyObject* server_close(PyObject* o, PyObject*) {
   if (self->server) {
     self->server->stop_accepting();
     self->server->close_all();
+    // Listeners and connections on this thread's own loop close when it runs: run it here
+    // (the closers were just posted there; nothing else would run them once the server stops
+    // using that loop).
+    bool own_loop = self->server->on_driven() && hub() && hub()->io && on_python_thread();
+    if (own_loop) hub()->io->poll_driven();
     // Wait (briefly) until every connection has closed on its I/O thread: then every exchange
     // is marked closed and the application side never posts to an I/O loop again, even from
     // code that runs after the runtime stopped (a greenlet killed at exit).
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (self->server->connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-      if (self->server->on_driven() && hub() && hub()->io && on_python_thread() && hub()->io->poll_driven() > 0)
-        continue;  // its connections close on this thread's loop
+      if (own_loop && hub()->io->poll_driven() > 0) continue;
       Py_BEGIN_ALLOW_THREADS
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       Py_END_ALLOW_THREADS
     }
+    if (own_loop) hub()->io->poll_driven();  // the last handlers of what just closed
     self->server.reset();  // it refers to the I/O pool, which may stop after this
   }
   std::erase(g_servers, self);

@@ -181,10 +181,15 @@ void batch_posts_this_round() noexcept {
 PyObject* flush(PyObject*, PyObject*) {
   if (g_hub) {
     g_hub->flush_scheduled = false;
-    g_hub->flushing = true;
-    flush_submissions();
-    core::flush_post_batch();  // may run handlers of the hub's own loop, which push quietly
-    g_hub->flushing = false;
+    struct Flushing {
+      Flushing() { g_hub->flushing = true; }
+      ~Flushing() { g_hub->flushing = false; }
+    };
+    {
+      Flushing guard;
+      flush_submissions();
+      core::flush_post_batch();  // may run handlers of the hub's own loop, which push quietly
+    }
     if (g_hub->queue.has_items() && !g_hub->wake_pending) {
       g_hub->wake_pending = true;
       g_hub->queue.wake();  // under asyncio: drain() on the loop's next round
@@ -438,6 +443,13 @@ bool drain_once() {
 }
 
 }  // namespace
+
+PyObject* drain_loop(PyObject* self, PyObject* unused) {
+  // The asyncio loop found the hub's own I/O loop readable: poll it even when nobody uses it
+  // (a leftover event there would keep its descriptor readable, and the loop spinning).
+  if (g_hub && g_hub->io) g_hub->io->poll_driven(true);
+  return drain(self, unused);
+}
 
 PyObject* drain(PyObject*, PyObject*) {
   if (!g_hub) Py_RETURN_NONE;

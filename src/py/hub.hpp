@@ -138,6 +138,7 @@ PyObject* runtime_start(PyObject* self, PyObject* settings);
 PyObject* runtime_stop(PyObject* self, PyObject* unused);
 PyObject* run_hub(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 PyObject* drain(PyObject* self, PyObject* unused);
+PyObject* drain_loop(PyObject* self, PyObject* unused);
 PyObject* stop_hub(PyObject* self, PyObject* unused);
 PyObject* schedule(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 PyObject* set_loop(PyObject* self, PyObject* loop);

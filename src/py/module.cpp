@@ -19,6 +19,8 @@ PyMethodDef kMethods[] = {
     {"stop_hub", stop_hub, METH_NOARGS, "stop_hub()\nMakes run_hub() (or the asyncio drain) return soon. Any thread."},
     {"flush", flush, METH_NOARGS, "flush()\nPosts the native calls started so far to the I/O threads."},
     {"drain", drain, METH_NOARGS, "drain()\nDelivers queued completions; the asyncio reader callback."},
+    {"drain_loop", drain_loop, METH_NOARGS,
+     "drain_loop()\nPolls the Python thread's own I/O loop, then drain(): the reader callback of loop_fd()."},
     {"schedule", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(schedule)), METH_FASTCALL,
      "schedule(greenlet, value=None)\nResumes greenlet with value from the hub soon."},
     {"yield_now", yield_now, METH_NOARGS, "yield_now()\nLets other ready greenlets run. May switch greenlets."},

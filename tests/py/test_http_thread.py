@@ -1,15 +1,21 @@
 """`http_thread`: which thread of a worker runs its HTTP connections. Black-box: the serving log
-line names the model, and the I/O thread's wake-ups show who did the socket work."""
+line names the model, and the I/O thread's wake-ups show who did the socket work. In process: an
+asyncio loop watching the Python thread's own I/O loop does not spin, and a closed server's
+listener on that loop is closed (review of the first version: both were wrong)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
+import puff
 from http_helpers import start
+from puff import _native
 from puff._server_config import usable_cpus
 
 PYTHON = "connections on the Python thread"
@@ -19,13 +25,16 @@ UNSET = {"PUFF_HTTP_THREAD": ""}
 
 
 def _io_thread_wakeups(pid: int) -> int:
-    """Voluntary context switches of the process's first I/O thread (it sleeps between events)."""
+    """Voluntary context switches of the process's I/O threads (each sleeps between events)."""
+    total, threads = 0, 0
     for tid in os.listdir(f"/proc/{pid}/task"):
-        if Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip() == "puff-io-0":
+        if Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip().startswith("puff-io-"):
+            threads += 1
             for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
                 if line.startswith("voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    raise AssertionError("no puff-io-0 thread")
+                    total += int(line.split()[1])
+    assert threads, "no puff-io-N thread"
+    return total
 
 
 def _keep_alive_requests(port: int, n: int) -> None:
@@ -52,9 +61,9 @@ def test_python_thread_serves_without_waking_the_io_thread(project, mode):
     finally:
         assert srv.stop() == 0, srv.err.text
     if mode == "python":
-        assert woke < 40, f"the I/O thread woke {woke} times for 400 requests served on the Python thread"
+        assert woke < 40, f"the I/O threads woke {woke} times for 400 requests served on the Python thread"
     else:
-        assert woke >= 400, f"the I/O thread woke only {woke} times for 400 requests it read"
+        assert woke >= 400, f"the I/O threads woke only {woke} times for 400 requests they read"
 
 
 def test_auto_picks_the_python_thread_when_the_workers_fill_the_cpus(project):
@@ -92,3 +101,91 @@ def test_a_bad_value_is_refused_with_the_choices(project, how):
     r = project.run(*args, env=env)
     assert r.returncode == 2, r.stderr
     assert "threads" in r.stderr and '"python"' in r.stderr and '"io"' in r.stderr
+
+
+# ---- in process: idle loops do not spin, close() closes the listener ----------------------------
+
+_SPIN_LIMIT = 0.3  # CPU seconds allowed in 1 s of idling (a busy loop uses ~1.0)
+
+
+async def _asgi_app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _wsgi_app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def _connect_after_close(port: int) -> str:
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        return "refused"
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            s.recv(100)
+            return "answered"
+        except socket.timeout:
+            return "accepted by the kernel and hung"
+    finally:
+        s.close()
+
+
+def test_idle_asyncio_runtime_does_not_busy_loop():
+    async def main():
+        await asyncio.sleep(0.1)
+        t0 = time.process_time()
+        await asyncio.sleep(1.0)
+        return time.process_time() - t0
+
+    cpu = puff.run(main)
+    assert cpu < _SPIN_LIMIT, f"an idle asyncio runtime used {cpu:.2f} CPU s in 1 s (loop_fd busy loop)"
+
+
+def test_idle_asgi_server_on_io_threads_does_not_busy_loop():
+    async def main():
+        srv = _native.HttpServer(_asgi_app, {"interface": "asgi", "python_thread": False})
+        try:
+            srv.listen_tcp("127.0.0.1", 0)
+            await asyncio.sleep(0.1)
+            t0 = time.process_time()
+            await asyncio.sleep(1.0)
+            return time.process_time() - t0
+        finally:
+            srv.close()
+
+    cpu = puff.run(main)
+    assert cpu < _SPIN_LIMIT, f"an idle ASGI server (http_thread io) used {cpu:.2f} CPU s in 1 s"
+
+
+def test_close_releases_the_listener_wsgi_python_thread():
+    def main():
+        srv = _native.HttpServer(_wsgi_app, {"python_thread": True})
+        _, port = srv.listen_tcp("127.0.0.1", 0)
+        srv.close()
+        puff.sleep_ms(100)
+        return _connect_after_close(port)
+
+    assert puff.run(main) == "refused"
+
+
+def test_close_releases_the_listener_asgi_python_thread_without_spinning():
+    async def main():
+        srv = _native.HttpServer(_asgi_app, {"interface": "asgi", "python_thread": True})
+        _, port = srv.listen_tcp("127.0.0.1", 0)
+        srv.close()
+        await asyncio.sleep(0.1)
+        loop = asyncio.get_running_loop()
+        t0 = time.process_time()
+        got = await loop.run_in_executor(None, _connect_after_close, port)
+        await asyncio.sleep(0.5)
+        return got, time.process_time() - t0
+
+    got, cpu = puff.run(main)
+    assert got == "refused", got
+    assert cpu < _SPIN_LIMIT, f"{cpu:.2f} CPU s while a client waited on the closed server's listener"
