@@ -166,6 +166,8 @@ void IoPool::use_driven(int delta) noexcept {
     if (WakeQueue* q = driven_->sleeping_on.load(std::memory_order_seq_cst)) q->wake();
 }
 
+bool IoPool::driven_in_use() const noexcept { return driven_->users.load(std::memory_order_relaxed) > 0; }
+
 bool IoPool::on_driven_owner() const noexcept { return std::this_thread::get_id() == driven_->owner; }
 
 bool IoPool::wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept {

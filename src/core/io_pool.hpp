@@ -57,6 +57,8 @@ class IoPool {
   /** Any thread: +1 / -1 for each user that keeps sockets on driven(). The first user wakes an
    *  owner asleep in wait_driven()'s queue-only wait, so that its loop starts running. */
   void use_driven(int delta) noexcept;
+  /** True while some user keeps sockets on driven() (use_driven()). Any thread. */
+  bool driven_in_use() const noexcept;
   /** True on the thread that created the pool: the one that runs driven() (the Python thread). */
   bool on_driven_owner() const noexcept;
   /** Owner thread only. Runs driven()'s ready handlers (none while nobody uses driven(), unless

@@ -94,6 +94,13 @@ Server::~Server() {
 
 bool Server::on_driven() const noexcept { return state_->opts.on_driven; }
 
+void Server::kick_driven() {
+  // An accept that completed at once (a client queued before we listened) waits in the loop's
+  // queue, where nothing signals it: an outside loop that runs the owner thread (asyncio) only
+  // polls when woken. post_io wakes it. Harmless elsewhere: the owner polls every round.
+  if (state_->opts.on_driven) core::post_io(io_.driven().get_executor(), [] {});
+}
+
 std::vector<asio::io_context*> Server::listen_contexts() {
   std::vector<asio::io_context*> out;
   if (state_->opts.on_driven) {
@@ -135,6 +142,7 @@ BoundEndpoint Server::listen_tcp(const std::string& host, std::uint16_t port, co
       });
     });
   }
+  kick_driven();
   return {addr.to_string(), bound_port, false, tls != nullptr};
 }
 
@@ -159,6 +167,7 @@ BoundEndpoint Server::listen_unix(const std::string& path) {
       acc->close(ignore);
     });
   });
+  kick_driven();
   return {path, 0, true, false};
 }
 
@@ -199,6 +208,7 @@ void Server::listen_fd(int fd, const TlsOptions* tls_opts) {
     std::lock_guard<std::mutex> lock(state_->m);
     state_->closers.push_back(std::move(closer));
   }
+  kick_driven();
 }
 
 std::size_t Server::connections() const { return state_->connections.load(); }

@@ -78,6 +78,8 @@ class Server {
  private:
   /** The contexts listeners go on: every I/O thread, or driven() alone. */
   std::vector<boost::asio::io_context*> listen_contexts();
+  /** After listening on driven(): makes sure its owner polls it soon. */
+  void kick_driven();
 
   core::IoPool& io_;
   std::shared_ptr<State> state_;

@@ -445,9 +445,10 @@ bool drain_once() {
 }  // namespace
 
 PyObject* drain_loop(PyObject* self, PyObject* unused) {
-  // The asyncio loop found the hub's own I/O loop readable: poll it even when nobody uses it
-  // (a leftover event there would keep its descriptor readable, and the loop spinning).
-  if (g_hub && g_hub->io) g_hub->io->poll_driven(true);
+  // The asyncio loop found the hub's own I/O loop readable: drain() polls it while it is in
+  // use; poll it here when it is not (a leftover event would keep its descriptor readable, and
+  // the loop spinning).
+  if (g_hub && g_hub->io && !g_hub->io->driven_in_use()) g_hub->io->poll_driven(true);
   return drain(self, unused);
 }
 

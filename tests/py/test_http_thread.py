@@ -189,3 +189,50 @@ def test_close_releases_the_listener_asgi_python_thread_without_spinning():
     got, cpu = puff.run(main)
     assert got == "refused", got
     assert cpu < _SPIN_LIMIT, f"{cpu:.2f} CPU s while a client waited on the closed server's listener"
+
+
+def _queued_client(sock: socket.socket) -> socket.socket:
+    """A client whose connection and request wait in `sock`'s backlog before anyone accepts."""
+    c = socket.create_connection(sock.getsockname(), timeout=3)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    return c
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_a_client_queued_before_listen_fd_is_served(interface):
+    # A worker's socket is bound by the supervisor: clients may queue on it before the worker
+    # listens. The accept then completes at once, outside the loop, and must not wait for some
+    # other event to wake the Python thread (it waited forever under asyncio).
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    client = _queued_client(lsock)
+
+    def answer() -> bytes:
+        try:
+            return client.recv(100)
+        except socket.timeout:
+            return b"(no answer within 3 s)"
+
+    if interface == "wsgi":
+        def main():
+            srv = _native.HttpServer(_wsgi_app, {"python_thread": True})
+            srv.listen_fd(lsock.fileno())
+            try:
+                return puff.blocking(answer)()  # the Python thread stays free to serve
+            finally:
+                srv.close()
+    else:
+        async def main():
+            srv = _native.HttpServer(_asgi_app, {"interface": "asgi", "python_thread": True})
+            srv.listen_fd(lsock.fileno())
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, answer)
+            finally:
+                srv.close()
+    try:
+        got = puff.run(main)
+    finally:
+        client.close()
+        lsock.close()
+    assert got.startswith(b"HTTP/1.1 200"), got
