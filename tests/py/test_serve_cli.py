@@ -164,6 +164,8 @@ def test_threads_sets_the_io_threads(project):
     ("[server]\nworkers = 64\n", {}, 0),                            # more threads than cores
     ("[server]\nworkers = 64\n[runtime]\nspin_us = 20\n", {}, 20),   # set in the file: kept
     ("[server]\nworkers = 64\n", {"PUFF_SPIN_US": "7"}, 7),          # set by a variable: kept
+    ('[server]\nhttp_thread = "python"\n', {}, 50),                 # idle I/O threads do not count
+    ('[server]\nworkers = 64\nhttp_thread = "python"\n', {}, 0),   # more workers than cores
 ])
 def test_spin_is_off_by_default_when_workers_outnumber_the_cores(tmp_path, toml, environ, expected):
     from puff import config
@@ -173,6 +175,15 @@ def test_spin_is_off_by_default_when_workers_outnumber_the_cores(tmp_path, toml,
     (tmp_path / "puff.toml").write_text(toml)
     cfg = config.load(tmp_path / "puff.toml", environ=dict(environ), dotenv=False)
     assert runtime_options(cfg).spin_us == expected
+
+
+@pytest.mark.parametrize("http_thread, io_threads", [("python", 1), ("io", 0)])
+def test_serving_on_the_python_thread_keeps_one_io_thread(tmp_path, http_thread, io_threads):
+    from puff import config
+    from puff._serve import runtime_options
+    (tmp_path / "puff.toml").write_text(f'[server]\nhttp_thread = "{http_thread}"\n')
+    cfg = config.load(tmp_path / "puff.toml", environ={}, dotenv=False)
+    assert runtime_options(cfg).io_threads == io_threads  # 0: one per CPU
 
 
 def test_access_log(project):
