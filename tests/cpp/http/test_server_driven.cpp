@@ -96,23 +96,32 @@ bool poll_until(IoPool& pool, Done done) {
   return done();
 }
 
+/** An I/O pool with a server listening on its driven loop, and the queue its requests wake. */
+struct DrivenServer {
+  explicit DrivenServer(std::size_t io_threads) : pool(io_threads), rec(std::make_shared<Recorder>(q)) {
+    puff::http::ServerOptions opts;
+    opts.on_driven = true;
+    server = std::make_unique<puff::http::Server>(pool, opts, rec);
+    port = server->listen_tcp("127.0.0.1", 0).port;
+  }
+  IoPool pool;
+  WakeQueue q;
+  std::shared_ptr<Recorder> rec;
+  std::unique_ptr<puff::http::Server> server;
+  std::uint16_t port = 0;
+};
+
 }  // namespace
 
 TEST(ServerOnDriven, ServesEveryRequestOnTheOwnerThread) {
-  IoPool pool(1);
-  WakeQueue q;
-  auto rec = std::make_shared<Recorder>(q);
-  puff::http::ServerOptions opts;
-  opts.on_driven = true;
-  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
-  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
-  ASSERT_NE(port, 0);
-  ASSERT_TRUE(server->on_driven());
+  DrivenServer ds(1);
+  ASSERT_NE(ds.port, 0);
+  ASSERT_TRUE(ds.server->on_driven());
 
   std::atomic<bool> done{false};
   std::string replies;
   std::thread client([&] {
-    int fd = connect_to(port);
+    int fd = connect_to(ds.port);
     if (fd >= 0) {
       // Two pipelined requests in one write, then a third after their answers.
       std::string two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -124,71 +133,65 @@ TEST(ServerOnDriven, ServesEveryRequestOnTheOwnerThread) {
       ::close(fd);
     }
     done = true;
-    q.push(new Wake);
+    ds.q.push(new Wake);
   });
 
   std::vector<std::string> paths;
   auto until = std::chrono::steady_clock::now() + 10s;
   while (!done && std::chrono::steady_clock::now() < until) {
-    pool.wait_driven(q, 0us, -1);
-    drain_queue(q);
+    ds.pool.wait_driven(ds.q, 0us, -1);
+    drain_queue(ds.q);
     // Answer as the Python thread does: inside a post batch, whose flush writes the socket here.
     puff::core::open_post_batch();
-    for (auto& ex : rec->pending) {
+    for (auto& ex : ds.rec->pending) {
       paths.emplace_back(ex->path);
       ex->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
     }
-    rec->pending.clear();
+    ds.rec->pending.clear();
     puff::core::flush_post_batch();
   }
   client.join();
   ASSERT_TRUE(done.load());
   EXPECT_EQ(paths, (std::vector<std::string>{"/a", "/b", "/c"}));
-  for (auto id : rec->threads) EXPECT_EQ(id, std::this_thread::get_id());
+  for (auto id : ds.rec->threads) EXPECT_EQ(id, std::this_thread::get_id());
   EXPECT_EQ(replies.find("HTTP/1.1 200 OK"), 0u);
   int oks = 0;
   for (std::size_t p = replies.find("\r\n\r\nok"); p != std::string::npos; p = replies.find("\r\n\r\nok", p + 1)) ++oks;
   EXPECT_EQ(oks, 3);
 
   // Closing happens on the loop too: the owner polls it until the connections are gone.
-  server->stop_accepting();
-  server->close_all();
-  EXPECT_TRUE(poll_until(pool, [&] { return server->connections() == 0; }));
-  server.reset();
-  drain_queue(q);
+  ds.server->stop_accepting();
+  ds.server->close_all();
+  EXPECT_TRUE(poll_until(ds.pool, [&] { return ds.server->connections() == 0; }));
+  ds.server.reset();
+  drain_queue(ds.q);
 }
 
 TEST(ServerOnDriven, NothingIsServedWhileTheOwnerDoesNotRunItsLoop) {
-  IoPool pool(2);
-  WakeQueue q;
-  auto rec = std::make_shared<Recorder>(q);
-  puff::http::ServerOptions opts;
-  opts.on_driven = true;
-  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
-  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
-  int fd = connect_to(port);  // the kernel completes the handshake; nobody accepts yet
+  DrivenServer ds(2);
+  int fd = connect_to(ds.port);  // the kernel completes the handshake; nobody accepts yet
   ASSERT_GE(fd, 0);
   std::string req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
   std::this_thread::sleep_for(50ms);
-  EXPECT_TRUE(rec->pending.empty());  // no I/O thread took it
+  EXPECT_TRUE(ds.rec->pending.empty());  // no I/O thread took it
   auto until = std::chrono::steady_clock::now() + 5s;
-  while (rec->pending.empty() && std::chrono::steady_clock::now() < until) pool.wait_driven(q, 0us, -1);
-  ASSERT_EQ(rec->pending.size(), 1u);
-  rec->pending.front()->write("HTTP/1.1 204 No Content\r\n\r\n", true);  // outside a batch: a plain post
-  rec->pending.clear();
+  while (ds.rec->pending.empty() && std::chrono::steady_clock::now() < until) ds.pool.wait_driven(ds.q, 0us, -1);
+  ASSERT_EQ(ds.rec->pending.size(), 1u);
+  ds.rec->pending.front()->write("HTTP/1.1 204 No Content\r\n\r\n", true);  // outside a batch: a plain post
+  ds.rec->pending.clear();
   std::string got;
   std::atomic<bool> read{false};
   std::thread reader([&] {
     got = read_until(fd, "\r\n\r\n", 1);
     read = true;
   });
-  poll_until(pool, [&] { return read.load(); });
+  poll_until(ds.pool, [&] { return read.load(); });
   reader.join();
   EXPECT_EQ(got.rfind("HTTP/1.1 204", 0), 0u);
   ::close(fd);
-  server->close_all();
-  EXPECT_TRUE(poll_until(pool, [&] { return server->connections() == 0; }));
-  server.reset();
-  drain_queue(q);
+  ds.server->close_all();
+  EXPECT_TRUE(poll_until(ds.pool, [&] { return ds.server->connections() == 0; }));
+  ds.server.reset();
+  drain_queue(ds.q);
 }
