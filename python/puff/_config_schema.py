@@ -113,6 +113,7 @@ class PostgresConfig(PoolConfig):
     connect_timeout_ms: int = 5000    # a connect (TCP, TLS, authentication) that takes longer fails
     statement_timeout_ms: int = 0     # 0 = none; else Postgres' statement_timeout for every connection
     max_prepared: int = 256           # prepared statements cached per connection (0 = none)
+    hub_connection: bool = True       # greenlet runtimes: the first connection on the Python thread's loop
 
 
 @dataclasses.dataclass
@@ -581,6 +582,7 @@ def _pool(kind: str):
             pool.connect_timeout_ms = r.count("connect_timeout_ms", pool.connect_timeout_ms, minimum=1)
             pool.statement_timeout_ms = r.count("statement_timeout_ms", pool.statement_timeout_ms)
             pool.max_prepared = r.count("max_prepared", pool.max_prepared)
+            pool.hub_connection = r.get("hub_connection", "boolean", True)
         if kind == "task_queue":
             pool.max_concurrent_tasks = r.count("max_concurrent_tasks", pool.max_concurrent_tasks, minimum=1)
         return pool

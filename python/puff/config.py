@@ -427,6 +427,7 @@ pool_size = 10
 connect_timeout_ms = 5000
 statement_timeout_ms = 0        # 0: none
 max_prepared = 256              # prepared statements cached per connection
+hub_connection = true           # greenlet runtimes: first connection on the Python thread's loop
 
 [[redis]]
 name = "default"

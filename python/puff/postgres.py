@@ -275,8 +275,8 @@ def _settings(name: str):
     cfg = config.current
     for p in getattr(cfg, "postgres", None) or []:
         if p.name == name:
-            options = {k: getattr(p, k) for k in ("connect_timeout_ms", "statement_timeout_ms", "max_prepared")
-                       if hasattr(p, k)}
+            options = {k: getattr(p, k) for k in ("connect_timeout_ms", "statement_timeout_ms", "max_prepared",
+                                                  "hub_connection") if hasattr(p, k)}
             return p.url, p.pool_size, options
     url = os.environ.get(f"PUFF_{name.upper().replace('-', '_')}_POSTGRES_URL")
     if url:

@@ -258,6 +258,41 @@ def test_postgres_pool_settings_from_puff_toml(project):
     assert r.returncode == 0, r.stderr
     assert "timeout 300ms" in r.stdout and "canceled after" in r.stdout and "prepared 0" in r.stdout
     assert float(r.stdout.split("canceled after ")[1].split()[0]) < 2
+
+
+@needs_pg
+@pytest.mark.parametrize("hub_connection", ["true", "false"])
+def test_hub_connection_from_puff_toml(project, hub_connection):
+    # Observed from outside: sequential queries on the hub connection never wake an I/O thread;
+    # with it off, every answer arrives through one.
+    project.write("puff.toml", f"""
+        [[postgres]]
+        pool_size = 2
+        hub_connection = {hub_connection}
+    """)
+    code = ("import os\n"
+            "from puff import postgres\n"
+            "def io_wakeups():\n"
+            "    n = 0\n"
+            "    for tid in os.listdir('/proc/self/task'):\n"
+            "        if open(f'/proc/self/task/{tid}/comm').read().startswith('puff-io-'):\n"
+            "            for line in open(f'/proc/self/task/{tid}/status'):\n"
+            "                if line.startswith('voluntary_ctxt_switches:'):\n"
+            "                    n += int(line.split()[1])\n"
+            "    return n\n"
+            "c = postgres.connect(autocommit=True)\n"
+            "c.execute('select 1')\n"
+            "before = io_wakeups()\n"
+            "for i in range(300):\n"
+            "    assert c.execute('select %s::int', [i]).fetchone()[0] == i\n"
+            "print('woke', io_wakeups() - before)\n")
+    r = project.run("python", "-c", code, env={"PUFF_DEFAULT_POSTGRES_URL": URL})
+    assert r.returncode == 0, r.stderr
+    woke = int(r.stdout.split("woke ")[1].split()[0])
+    if hub_connection == "true":
+        assert woke < 30, woke
+    else:
+        assert woke >= 300, woke
     project.write("puff.toml", "[[postgres]]\nstatement_timeout = 3\n")
     r = project.run("check")
     assert r.returncode == 2 and "statement_timeout_ms" in r.stderr + r.stdout
