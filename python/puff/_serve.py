@@ -259,13 +259,10 @@ def runtime_options(cfg: PuffConfig) -> puff.RuntimeOptions:
     if server.threads is not None and (threads_source.startswith("flag")
                                        or not io_source.startswith(("flag", "env"))):
         opts.io_threads = server.threads
-    elif server.serves_on_python_thread() and opts.io_threads == 0 and not io_source:
-        # The connections live on the Python thread: I/O threads only serve what the runtime
-        # still hands them (Postgres pools beyond their first connection, timers).
-        opts.io_threads = 1
-    elif server.workers > 1 and opts.io_threads == 0 and not io_source:
-        # Several workers already use every core for Python; one I/O thread each is enough, and
-        # N workers × CPU-count I/O threads would only add context switches.
+    elif (server.workers > 1 or server.serves_on_python_thread()) and opts.io_threads == 0 and not io_source:
+        # Several workers already use every core for Python, and connections on the Python thread
+        # leave the I/O threads only what the runtime still hands them (Postgres pools beyond their
+        # first connection): one each is enough; N workers × CPU-count would add context switches.
         opts.io_threads = 1
     in_file = cfg.lines is not None and ("runtime", "spin_us") in cfg.lines.positions
     if "runtime.spin_us" not in cfg.sources and not in_file:

@@ -291,7 +291,8 @@ void set_own_loop(asio::io_context* ctx) noexcept { t_own_loop = ctx; }
 
 namespace {
 
-void run_reporting(std::function<void()>& f) noexcept {
+template <class F>
+void run_reporting(F&& f) noexcept {
   try {
     f();
   } catch (const std::exception& e) {
@@ -314,8 +315,7 @@ void flush_post_batch() {
         !t_own_loop->get_executor().running_in_this_thread()) {
       for (auto& f : g.second) run_reporting(f);
       // What they finished at once (a write the socket took whole) completes in the loop.
-      std::function<void()> poll = [] { t_own_loop->poll(); };
-      run_reporting(poll);
+      run_reporting([] { t_own_loop->poll(); });
       continue;
     }
     if (g.second.size() == 1) {

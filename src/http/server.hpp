@@ -76,7 +76,8 @@ class Server {
   struct State;  // shared with connections
 
  private:
-  /** The contexts listeners go on: every I/O thread, or driven() alone. */
+  /** The contexts listeners go on: every I/O thread, or driven() alone (then counted as one
+   *  more use_driven() user, undone when the Server goes). */
   std::vector<boost::asio::io_context*> listen_contexts();
   /** After listening on driven(): makes sure its owner polls it soon. */
   void kick_driven();

@@ -190,10 +190,7 @@ PyObject* flush(PyObject*, PyObject*) {
       flush_submissions();
       core::flush_post_batch();  // may run handlers of the hub's own loop, which push quietly
     }
-    if (g_hub->queue.has_items() && !g_hub->wake_pending) {
-      g_hub->wake_pending = true;
-      g_hub->queue.wake();  // under asyncio: drain() on the loop's next round
-    }
+    if (g_hub->queue.has_items()) request_ready_wakeup();  // under asyncio: drain() next round
   }
   Py_RETURN_NONE;
 }
