@@ -49,8 +49,9 @@ SERVICES_ENV = eval "$$(bash scripts/services.sh env | grep PUFF_TEST_)"
 test-cpp: cpp-tests services-start
 	@$(SERVICES_ENV); for p in $(CPP_PRESETS); do echo "== C++ unit tests ($$p)"; ctest --preset $$p || exit 1; done
 
-# The HTTP suites run twice: with the default thread model (I/O threads for one worker on a
-# multi-core machine), then with every server's connections on its Python thread.
+# The HTTP suites run three times: with the default thread model (for one worker on a multi-core
+# machine, each connection placed by the app's measured cost), then with every server's
+# connections on its Python thread, then on its I/O threads.
 HTTP_SUITES = $(addprefix tests/py/,test_serve_http.py test_serve_wsgi.py test_serve_asgi.py \
   test_serve_frameworks.py test_serve_cli.py test_websocket.py test_http2.py test_sendfile.py \
   test_static_cors.py test_asgi.py test_demo_site.py)
@@ -59,6 +60,8 @@ test-py: build native-ext services-start
 	@$(SERVICES_ENV); $(PY) -m pytest -q tests/py
 	@echo "== the HTTP suites again, connections on the Python thread (http_thread = python)"
 	@$(SERVICES_ENV); PUFF_TEST_HTTP_THREAD=python $(PY) -m pytest -q $(HTTP_SUITES)
+	@echo "== the HTTP suites again, connections on the I/O threads (http_thread = io)"
+	@$(SERVICES_ENV); PUFF_TEST_HTTP_THREAD=io $(PY) -m pytest -q $(HTTP_SUITES)
 
 test: test-cpp test-py fuzz-smoke
 

@@ -117,21 +117,30 @@ class ServerConfig:
         opts["script_name"] = self.root_path
         opts["multiprocess"] = self.workers > 1
         opts["python_thread"] = self.serves_on_python_thread()
+        opts["adaptive_thread"] = self.places_each_connection()
         return opts
 
     def serves_on_python_thread(self) -> bool:
-        """Whether each worker's Python thread runs its HTTP connections itself ("python"), or
-        hands every request over from I/O threads ("io"). "auto" picks "python" when the
+        """Whether each worker's Python thread runs every HTTP connection itself ("python"),
+        instead of having requests handed over from I/O threads. "auto" picks it when the
         workers alone can keep every CPU busy: an I/O thread then has no core of its own, and
         each hand-off costs two context switches (docs/http.md, "Which thread serves")."""
         if self.http_thread != "auto":
             return self.http_thread == "python"
         return self.workers >= usable_cpus()
 
+    def places_each_connection(self) -> bool:
+        """With "auto" and CPUs to spare: each new connection goes to the Python thread while
+        the app costs that thread little per request, and to an I/O thread otherwise."""
+        return self.http_thread == "auto" and not self.serves_on_python_thread()
+
     def thread_model(self) -> str:
-        """How the serving log line describes serves_on_python_thread()."""
-        return "connections on the Python thread" if self.serves_on_python_thread() else \
-            "connections on I/O threads"
+        """How the serving log line describes the choice."""
+        if self.serves_on_python_thread():
+            return "connections on the Python thread"
+        if self.places_each_connection():
+            return "connections on the Python thread or I/O threads, by the app's cost per request"
+        return "connections on I/O threads"
 
 
 #: Integer keys and their minimum. Timeouts of 0 would fire at once, so they start at 1.

@@ -28,6 +28,10 @@ struct IoPool::Loop {
 /** The driven context and what wait_driven() watches from inside it: the wake queue's eventfd
  *  and the caller's extra fd, each on a dup() (the descriptors close their own copies). */
 struct IoPool::Driven {
+  // Declared before `loop`, so that they outlive it: handlers destroyed with the loop may still
+  // call use_driven() (a connection's hold on driven()).
+  std::atomic<int> users{0};
+  std::atomic<WakeQueue*> sleeping_on{nullptr};  // the queue the owner sleeps on while users == 0
   Loop loop;
   struct Watch {
     std::unique_ptr<asio::posix::stream_descriptor> sd;
@@ -37,8 +41,6 @@ struct IoPool::Driven {
   Watch queue, extra;
   bool woken = false;
   bool extra_ready = false;
-  std::atomic<int> users{0};
-  std::atomic<WakeQueue*> sleeping_on{nullptr};  // the queue the owner sleeps on while users == 0
   std::thread::id owner = std::this_thread::get_id();
 
   /** Arms `w` on `fd` (re-created when the fd changed); its wait sets `woken`. */
@@ -78,6 +80,7 @@ std::atomic<WakeQueue*> g_watcher{nullptr};
 
 IoPool::IoPool(std::size_t threads) : driven_(std::make_unique<Driven>()) {
   if (threads == 0) threads = 1;
+  if (pthread_getcpuclockid(pthread_self(), &owner_clock_) != 0) owner_clock_ = -1;
   set_own_loop(&driven_->loop.ctx);
   sigset_t all, old;
   sigfillset(&all);
@@ -167,6 +170,17 @@ void IoPool::use_driven(int delta) noexcept {
 }
 
 bool IoPool::driven_in_use() const noexcept { return driven_->users.load(std::memory_order_relaxed) > 0; }
+
+std::chrono::nanoseconds IoPool::owner_cpu_time() const noexcept {
+  timespec ts{};
+  if (owner_clock_ == -1 || ::clock_gettime(owner_clock_, &ts) != 0) return std::chrono::nanoseconds(-1);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+std::shared_ptr<void> IoPool::hold_driven() {
+  use_driven(1);
+  return std::shared_ptr<void>(nullptr, [this](void*) { use_driven(-1); });
+}
 
 bool IoPool::on_driven_owner() const noexcept { return std::this_thread::get_id() == driven_->owner; }
 

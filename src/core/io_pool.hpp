@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <time.h>
 #include <vector>
 
 namespace boost::asio {
@@ -57,6 +58,12 @@ class IoPool {
   /** Any thread: +1 / -1 for each user that keeps sockets on driven(). The first user wakes an
    *  owner asleep in wait_driven()'s queue-only wait, so that its loop starts running. */
   void use_driven(int delta) noexcept;
+  /** use_driven(1) now and use_driven(-1) when the last copy of the result goes (a connection
+   *  placed on driven() holds it for its lifetime). Any thread. */
+  std::shared_ptr<void> hold_driven();
+  /** CPU time the owner thread (the Python thread) has used so far; negative if unknown.
+   *  Any thread (a syscall: call it now and then, not per request). */
+  std::chrono::nanoseconds owner_cpu_time() const noexcept;
   /** True while some user keeps sockets on driven() (use_driven()). Any thread. */
   bool driven_in_use() const noexcept;
   /** True on the thread that created the pool: the one that runs driven() (the Python thread). */
@@ -78,6 +85,7 @@ class IoPool {
   struct Loop;
   struct Driven;
   std::unique_ptr<Driven> driven_;
+  clockid_t owner_clock_ = -1;  // the creating thread's CPU-time clock
   std::vector<std::unique_ptr<Loop>> contexts_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> rr_{0};

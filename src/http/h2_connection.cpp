@@ -132,6 +132,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
       attach(*raw);
       raw->dispatched = true;
       st_->in_flight.fetch_add(1);
+      st_->units.fetch_add(1, std::memory_order_relaxed);
       st_->handler->on_request(raw->ex);
     }
     if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) return false;
@@ -325,6 +326,7 @@ class H2Connection final : public ConnectionBase, public std::enable_shared_from
     attach(st);
     if (st.end_stream) ex->io_body_end();
     st_->in_flight.fetch_add(1);
+    st_->units.fetch_add(1, std::memory_order_relaxed);
     st_->handler->on_request(ex);
   }
 

@@ -274,6 +274,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     };
     ex_ = ex;
     st_->in_flight.fetch_add(1);
+    st_->units.fetch_add(1, std::memory_order_relaxed);
     body_seen_ = 0;
     if (h.chunked) {
       body_ = Body::Chunked;
@@ -537,6 +538,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
           }
           payload = inflated_;
         }
+        st_->units.fetch_add(1, std::memory_order_relaxed);
         if (!ws_->io_message(e.kind == Kind::Binary, payload)) paused = true;
         if (paused) break;
       } else if (e.kind == Kind::Ping) {

@@ -45,6 +45,30 @@ using GenericSocket = asio::generic::stream_protocol::socket;
 
 namespace {
 
+/** Starts serving an accepted socket on `ex` (the thread that runs `ex`). */
+void serve_accepted(asio::any_io_executor ex, int fd, std::shared_ptr<Server::State> st, bool unix_socket, int family,
+                    std::shared_ptr<TlsContext> tls, std::shared_ptr<void> hold) {
+  if (tls) {
+    start_tls(tls, ex, family, fd, static_cast<unsigned>(st->opts.header_timeout.count()),
+              [st, hold = std::move(hold)](std::unique_ptr<Transport> t) {
+                if (!t) return;
+                t->hold = hold;
+                start_connection(std::move(t), st, false);
+              });
+  } else {
+    auto t = make_plain_transport(ex, family, unix_socket ? 0 : IPPROTO_TCP, fd);
+    t->hold = std::move(hold);
+    start_connection(std::move(t), st, unix_socket);
+  }
+}
+
+/** With ServerOptions::adaptive: whether the next connection goes to the Python thread. */
+bool to_python_thread(Server::State& st) {
+  if (!st.placement) return false;
+  return st.placement->place(st.units.load(std::memory_order_relaxed), Placement::Clock::now(),
+                             [&st] { return st.io->owner_cpu_time(); });
+}
+
 template <class Acceptor>
 void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> st, bool unix_socket, int family,
                  std::shared_ptr<TlsContext> tls = nullptr) {
@@ -56,14 +80,16 @@ void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> s
         s.close(ignore);
       } else {
         int fd = s.release();
-        if (tls) {
-          start_tls(tls, acc->get_executor(), family, fd, static_cast<unsigned>(st->opts.header_timeout.count()),
-                    [st](std::unique_ptr<Transport> t) {
-                      if (t) start_connection(std::move(t), st, false);
-                    });
+        if (to_python_thread(*st)) {
+          // Set up on the Python thread's loop itself: its handlers may run as soon as the
+          // socket is registered there, and nothing else may touch the connection meanwhile.
+          std::shared_ptr<void> hold = st->io->hold_driven();
+          asio::any_io_executor ex = st->io->driven().get_executor();
+          core::post_io(ex, [ex, fd, st, unix_socket, family, tls, hold = std::move(hold)]() mutable {
+            serve_accepted(ex, fd, st, unix_socket, family, tls, std::move(hold));
+          });
         } else {
-          start_connection(make_plain_transport(acc->get_executor(), family, unix_socket ? 0 : IPPROTO_TCP, fd), st,
-                           unix_socket);
+          serve_accepted(acc->get_executor(), fd, st, unix_socket, family, tls, nullptr);
         }
       }
     } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
@@ -84,6 +110,8 @@ Server::Server(core::IoPool& io, ServerOptions opts, std::shared_ptr<Handler> ha
     : io_(io), state_(std::make_shared<State>()) {
   state_->opts = opts;
   state_->handler = std::move(handler);
+  state_->io = &io;
+  if (opts.adaptive && !opts.on_driven) state_->placement = std::make_unique<Placement>(opts.placement);
 }
 
 Server::~Server() {
@@ -92,7 +120,18 @@ Server::~Server() {
   if (driven_uses_) io_.use_driven(-driven_uses_);
 }
 
-bool Server::on_driven() const noexcept { return state_->opts.on_driven; }
+bool Server::on_driven() const noexcept { return state_->opts.on_driven || state_->placement; }
+
+Server::PlacementStats Server::placement() const {
+  PlacementStats out;
+  if (const Placement* p = state_->placement.get()) {
+    out.python_us_per_unit = p->estimate_us();
+    out.python_busy = p->busy();
+    out.on_python = p->placed_on_python();
+    out.on_io = p->placed_on_io();
+  }
+  return out;
+}
 
 void Server::kick_driven() {
   // An accept that completed at once (a client queued before we listened) waits in the loop's

@@ -14,6 +14,7 @@
 #include "core/io_pool.hpp"
 #include "http/exchange.hpp"
 #include "http/http1_parser.hpp"
+#include "http/placement.hpp"
 #include "http/response.hpp"
 #include "http/transport.hpp"
 
@@ -32,6 +33,11 @@ struct ServerOptions {
    *  itself, instead of on the I/O threads: no hand-off between threads per request (a worker
    *  is one busy thread, as uvicorn's and granian's are). */
   bool on_driven = false;
+  /** Listen on the I/O threads and place each new connection on driven() or on the accepting
+   *  I/O thread, by what the application costs the Python thread per request (Placement).
+   *  Ignored with on_driven. */
+  bool adaptive = false;
+  Placement::Thresholds placement;  // adaptive's thresholds (tests set their own)
 };
 
 /** Receives requests. on_request runs on the connection's I/O thread and must not block. */
@@ -63,8 +69,17 @@ class Server {
   /** Listens on an already-bound listening socket (inherited from a supervisor). */
   void listen_fd(int fd, const TlsOptions* tls = nullptr);
 
-  /** True when connections live on the Python thread's loop (ServerOptions::on_driven). */
+  /** True when connections may live on the Python thread's loop (ServerOptions::on_driven or
+   *  adaptive). */
   bool on_driven() const noexcept;
+  /** With ServerOptions::adaptive: the last window's measures (negative before the first) and
+   *  the connections placed each way (Placement). */
+  struct PlacementStats {
+    double python_us_per_unit = -1;
+    double python_busy = -1;  // the Python thread's share of the last window's time
+    std::uint64_t on_python = 0, on_io = 0;
+  };
+  PlacementStats placement() const;
 
   /** Stops accepting; idle connections close, busy ones close after their response. */
   void stop_accepting();

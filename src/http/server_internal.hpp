@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "http/placement.hpp"
 #include "http/server.hpp"
 #include "http/transport.hpp"
 
@@ -25,6 +26,10 @@ class ConnectionBase {
 struct Server::State {
   ServerOptions opts;
   std::shared_ptr<Handler> handler;
+  core::IoPool* io = nullptr;
+  std::unique_ptr<Placement> placement;  // with opts.adaptive
+  /** Work handed to the application: requests and WebSocket messages (Placement's units). */
+  std::atomic<std::uint64_t> units{0};
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> accepting{true};

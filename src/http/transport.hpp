@@ -37,6 +37,10 @@ class Transport {
   virtual void wait_writable(std::function<void(const boost::system::error_code&)> h) = 0;
   /** The ALPN protocol the client and server agreed on ("h2", "http/1.1", or empty). */
   virtual std::string alpn() const { return {}; }
+
+  /** Released with the transport: what the connection keeps alive while it lives (a
+   *  connection on the Python thread's loop holds IoPool::hold_driven()). */
+  std::shared_ptr<void> hold;
 };
 
 /** The peer's and the local address of a connected socket, as text and port ("" / 0 for a

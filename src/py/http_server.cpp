@@ -246,6 +246,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject*) {
     as.multiprocess = mp && PyObject_IsTrue(mp) == 1;
     PyObject* pt = PyDict_GetItemString(opts, "python_thread");
     so.on_driven = pt && PyObject_IsTrue(pt) == 1;
+    PyObject* ad = PyDict_GetItemString(opts, "adaptive_thread");
+    so.adaptive = ad && PyObject_IsTrue(ad) == 1;
     PyObject* wd = PyDict_GetItemString(opts, "ws_permessage_deflate");
     if (wd) as.ws_deflate = PyObject_IsTrue(wd) == 1;
     std::string interface = "wsgi";
@@ -445,11 +447,15 @@ PyObject* server_stop_accepting(PyObject* o, PyObject*) {
 PyObject* server_stats(PyObject* o, PyObject*) {
   auto* self = reinterpret_cast<ServerObject*>(o);
   AppState& st = self->app->state;
-  return Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:n}", "connections",
+  http::Server::PlacementStats p = self->server ? self->server->placement() : http::Server::PlacementStats{};
+  return Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:n,s:K,s:K,s:d,s:d}", "connections",
                        static_cast<Py_ssize_t>(self->server ? self->server->connections() : 0), "in_flight",
                        static_cast<Py_ssize_t>(self->server ? self->server->in_flight() : 0), "running",
                        static_cast<Py_ssize_t>(st.running), "waiting", static_cast<Py_ssize_t>(st.waiting.size()),
-                       "served", st.served, "idle_workers", static_cast<Py_ssize_t>(st.idle_workers.size()));
+                       "served", st.served, "idle_workers", static_cast<Py_ssize_t>(st.idle_workers.size()),
+                       "placed_on_python_thread", static_cast<unsigned long long>(p.on_python),
+                       "placed_on_io_threads", static_cast<unsigned long long>(p.on_io), "python_us_per_request",
+                       p.python_us_per_unit, "python_busy", p.python_busy);
 }
 
 PyMethodDef server_methods[] = {

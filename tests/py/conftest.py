@@ -21,9 +21,12 @@ import pytest
 
 PUFF = Path(sys.executable).with_name("puff")
 
-#: `make test` runs the HTTP suites a second time with PUFF_TEST_HTTP_THREAD=python: every server
-#: then runs its connections on its Python thread (`http_thread = "python"`), in `puff serve`
-#: processes (through PUFF_HTTP_THREAD) and in-process servers alike.
+#: `make test` runs the HTTP suites twice more, with PUFF_TEST_HTTP_THREAD=python and =io: every
+#: server then runs its connections on its Python thread (`http_thread = "python"`), or on its
+#: I/O threads, in `puff serve` processes (through PUFF_HTTP_THREAD) and in-process servers
+#: alike. The first pass leaves `puff serve` its default ("auto": with one worker on a machine
+#: with more CPUs, each connection placed by the app's measured cost) and in-process servers
+#: theirs (the I/O threads).
 HTTP_THREAD = os.environ.get("PUFF_TEST_HTTP_THREAD", "")
 
 if HTTP_THREAD:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import puff
-from http_helpers import start
+from http_helpers import Server, start
 from puff import _native
 from puff._server_config import usable_cpus
 
-PYTHON = "connections on the Python thread"
+PYTHON = r"connections on the Python thread\)"
 IO = "connections on I/O threads"
+AUTO = "connections on the Python thread or I/O threads, by the app's cost per request"
 # Neither the outer pass's PUFF_HTTP_THREAD nor a flag: the default applies.
 UNSET = {"PUFF_HTTP_THREAD": ""}
 
@@ -37,10 +38,10 @@ def _io_thread_wakeups(pid: int) -> int:
     return total
 
 
-def _keep_alive_requests(port: int, n: int) -> None:
+def _keep_alive_requests(port: int, n: int, path: str = "/hello") -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         for _ in range(n):
-            s.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
             got = b""
             while not got.endswith(b"hello"):
                 chunk = s.recv(4096)
@@ -76,14 +77,46 @@ def test_auto_picks_the_python_thread_when_the_workers_fill_the_cpus(project):
         assert srv.stop() == 0, srv.err.text
 
 
+# A cheap page, and a dear one: 300 µs of CPU per request.
+_COST_APP = """
+import time
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/dear":
+        until = time.thread_time() + 0.0003
+        while time.thread_time() < until:
+            pass
+    start_response("200 OK", [("Content-Length", "5")])
+    return [b"hello"]
+"""
+
+
 @pytest.mark.skipif(usable_cpus() < 2, reason="one CPU: every worker count fills it")
-def test_auto_keeps_io_threads_when_cpus_are_left_over(project):
-    srv = start(project, env=UNSET)
+@pytest.mark.parametrize("path", ["/hello", "/dear"])
+def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(project, path):
+    # One worker on a machine with more CPUs: connections start on the Python thread; once a
+    # window of work showed the thread busy with an app that costs it much per request, new
+    # connections go to the I/O threads (docs/http.md, "Which thread serves the connections").
+    project.write("app.py", _COST_APP)
+    project.write("puff.toml", 'wsgi = "app:app"\n')
+    srv = Server(project, "--bind", "127.0.0.1:0", env=UNSET)
     try:
-        srv.err.wait_for(IO)
-        assert srv.get("/hello")[2] == b"hello"
+        srv.err.wait_for(AUTO)
+        before = _io_thread_wakeups(srv.pid)
+        _keep_alive_requests(srv.port, 300, path)  # the first connection: nothing measured yet
+        first = _io_thread_wakeups(srv.pid) - before
+        time.sleep(0.06)  # a measuring window lasts at least 50 ms
+        before = _io_thread_wakeups(srv.pid)
+        _keep_alive_requests(srv.port, 400, path)  # a new connection, placed by the measure
+        second = _io_thread_wakeups(srv.pid) - before
     finally:
         assert srv.stop() == 0, srv.err.text
+    assert first < 40, f"the I/O threads woke {first} times for 300 requests before any measure"
+    if path == "/hello":
+        assert second < 40, f"the I/O threads woke {second} times for 400 cheap requests"
+    else:
+        assert second >= 400, f"the I/O threads woke only {second} times for 400 dear requests"
 
 
 @pytest.mark.parametrize("how", ["flag", "env", "toml"])

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -194,4 +195,94 @@ TEST(ServerOnDriven, NothingIsServedWhileTheOwnerDoesNotRunItsLoop) {
   EXPECT_TRUE(poll_until(ds.pool, [&] { return ds.server->connections() == 0; }));
   ds.server.reset();
   drain_queue(ds.q);
+}
+
+namespace {
+
+/** Like Recorder, for requests that arrive on I/O threads and on the owner's loop alike. */
+class LockedRecorder final : public puff::http::Handler {
+ public:
+  explicit LockedRecorder(WakeQueue& q) : q_(q) {}
+  void on_request(std::shared_ptr<puff::http::Exchange> ex) override {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      seen.emplace_back(std::string(ex->path), std::this_thread::get_id());
+      pending.push_back(std::move(ex));
+    }
+    q_.push(new Wake);
+  }
+  std::mutex m;
+  std::vector<std::pair<std::string, std::thread::id>> seen;
+  std::vector<std::shared_ptr<puff::http::Exchange>> pending;
+
+ private:
+  WakeQueue& q_;
+};
+
+}  // namespace
+
+TEST(ServerAdaptive, PlacesNewConnectionsOnTheOwnerLoopOrAnIoThread) {
+  IoPool pool(1);
+  WakeQueue q;
+  auto rec = std::make_shared<LockedRecorder>(q);
+  puff::http::ServerOptions opts;
+  opts.adaptive = true;
+  opts.placement.to_python_us = -1;  // once measured, whatever this thread costs is too dear
+  opts.placement.to_io_us = -1;
+  opts.placement.busy = -1;
+  opts.placement.min_window = 0ms;
+  opts.placement.min_units = 1;
+  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
+  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
+  ASSERT_TRUE(server->on_driven());
+  EXPECT_FALSE(pool.driven_in_use());  // listeners stay on the I/O threads
+
+  std::atomic<bool> done{false};
+  std::string replies;
+  std::thread client([&] {
+    for (const char* path : {"/first", "/second"}) {  // one request per connection
+      int fd = connect_to(port);
+      if (fd < 0) break;
+      std::string req = std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      (void)!::write(fd, req.data(), req.size());
+      replies += read_until(fd, "\r\n\r\nok", 1);
+      ::close(fd);
+    }
+    done = true;
+    q.push(new Wake);
+  });
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!done && std::chrono::steady_clock::now() < until) {
+    pool.wait_driven(q, 0us, -1);
+    drain_queue(q);
+    puff::core::open_post_batch();
+    std::lock_guard<std::mutex> lock(rec->m);
+    for (auto& ex : rec->pending) ex->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    rec->pending.clear();
+    puff::core::flush_post_batch();
+  }
+  client.join();
+  ASSERT_TRUE(done.load());
+  {
+    std::lock_guard<std::mutex> lock(rec->m);
+    ASSERT_EQ(rec->seen.size(), 2u);
+    EXPECT_EQ(rec->seen[0].first, "/first");
+    EXPECT_EQ(rec->seen[0].second, std::this_thread::get_id());  // before any estimate: the owner's loop
+    EXPECT_EQ(rec->seen[1].first, "/second");
+    EXPECT_NE(rec->seen[1].second, std::this_thread::get_id());  // then an I/O thread
+  }
+  int oks = 0;
+  for (std::size_t p = replies.find("\r\n\r\nok"); p != std::string::npos; p = replies.find("\r\n\r\nok", p + 1)) ++oks;
+  EXPECT_EQ(oks, 2);
+  puff::http::Server::PlacementStats st = server->placement();
+  EXPECT_EQ(st.on_io, 1u);
+  EXPECT_EQ(st.on_python, 1u);
+  EXPECT_GE(st.python_us_per_unit, 0.0);
+
+  // The connection on the owner's loop held it in use; closed, it let go.
+  server->stop_accepting();
+  server->close_all();
+  EXPECT_TRUE(poll_until(pool, [&] { return server->connections() == 0 && !pool.driven_in_use(); }));
+  server.reset();
+  drain_queue(q);
 }
