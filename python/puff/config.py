@@ -384,7 +384,7 @@ bind = ["127.0.0.1:7777"]       # host:port, [ipv6]:port, unix:/path            
 workers = 1                     # pre-forked processes, each with its own GIL   (PUFF_WORKERS)
 # threads = 2                   # I/O threads per worker (default: [runtime] io_threads)
 cpu_affinity = "off"            # "auto": pin worker i to CPU i when workers >= CPUs (PUFF_CPU_AFFINITY)
-http_thread = "auto"            # "python": connections on the Python thread; "io"; "auto" (PUFF_HTTP_THREAD)
+http_thread = "auto"            # "python": connections on the Python thread; "io"; "auto": by measure (PUFF_HTTP_THREAD)
 graceful_timeout_ms = 30000     # after SIGTERM, wait this long for requests (PUFF_GRACEFUL_TIMEOUT_MS)
 access_log = false              # one line per request, common log format  (PUFF_ACCESS_LOG)
 root_path = ""                  # the app is mounted below this path (SCRIPT_NAME)
