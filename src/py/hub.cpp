@@ -125,6 +125,7 @@ void Op::link() {
   g_hub->inflight = this;
   linked_ = true;
   g_hub->pending.fetch_add(1, std::memory_order_relaxed);
+  if (spin_for()) ++g_hub->awaited;
 }
 
 void Op::unlink() {
@@ -137,6 +138,7 @@ void Op::unlink() {
   if (next_) next_->prev_ = prev_;
   linked_ = false;
   g_hub->pending.fetch_sub(1, std::memory_order_relaxed);
+  if (spin_for()) --g_hub->awaited;
 }
 
 void Op::launch() {
@@ -499,9 +501,17 @@ PyObject* run_hub(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (!more) {
       // Sleeps in the hub's own I/O loop (IoPool::driven()): Postgres connections that live there
       // send and receive on this thread, without waking an I/O thread.
+      // The spin catches a result or a request handed over by another thread without a sleep.
+      // While the loop runs sockets of its own (HTTP connections, the Postgres hub connection),
+      // their events wake its epoll_wait anyway: spin then only while a result is awaited, or
+      // it burns the CPU another worker needs (2 workers on 2 cores: ~3% of a bare hello).
+      bool awaiting = h.awaited > 0;  // a timer (puff.sleep_ms) is not worth a spin
+      auto spin_now = awaiting || !h.io->driven_in_use() ? spin : std::chrono::microseconds(0);
+      ++h.sleeps;
+      if (spin_now.count() > 0) ++h.spun_sleeps;
       bool signalled;
       Py_BEGIN_ALLOW_THREADS
-      signalled = h.io->wait_driven(h.queue, spin, signal_fd);
+      signalled = h.io->wait_driven(h.queue, spin_now, signal_fd);
       Py_END_ALLOW_THREADS
       if (signalled) {
         char buf[64];
@@ -623,10 +633,11 @@ PyObject* loop_fd(PyObject*, PyObject*) {
 
 PyObject* stats(PyObject*, PyObject*) {
   if (!g_hub) return PyDict_New();
-  return Py_BuildValue("{s:L,s:n,s:I,s:O}", "pending", static_cast<long long>(g_hub->pending.load()), "ready",
+  return Py_BuildValue("{s:L,s:n,s:I,s:O,s:K,s:K}", "pending", static_cast<long long>(g_hub->pending.load()), "ready",
                        static_cast<Py_ssize_t>(g_hub->ready.size()), "io_threads",
                        g_hub->io ? static_cast<unsigned>(g_hub->io->size()) : 0u, "loop",
-                       g_hub->loop ? g_hub->loop : Py_None);
+                       g_hub->loop ? g_hub->loop : Py_None, "sleeps", static_cast<unsigned long long>(g_hub->sleeps),
+                       "spun_sleeps", static_cast<unsigned long long>(g_hub->spun_sleeps));
 }
 
 // ---- start / stop --------------------------------------------------------------------------
@@ -723,6 +734,7 @@ PyObject* runtime_start(PyObject*, PyObject* settings) {
   }
   h.stop_signal.store(0);
   h.pending.store(0);
+  h.awaited = 0;
   try {
     h.io = std::make_unique<core::IoPool>(s.resolved_io_threads());
   } catch (const std::exception& e) {
@@ -759,6 +771,7 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
   // an extension's thread).
   while (g_hub->inflight) g_hub->inflight->abandon();
   g_hub->pending.store(0);
+  g_hub->awaited = 0;
   for (auto& r : g_hub->ready) {
     Py_DECREF(r.greenlet);
     Py_DECREF(r.value);

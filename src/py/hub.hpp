@@ -53,6 +53,9 @@ class Op : public Completion {
    *  objects, never completes before returning): the Python thread then calls it itself when it
    *  flushes a round's ops, GIL held, which saves waking an I/O thread just to run it. */
   virtual bool run_inline() const noexcept { return false; }
+  /** Whether the hub's spin before sleeping may catch this op's result: true for work that
+   *  completes on its own time (a query, a thread's result); false for a timer. */
+  virtual bool spin_for() const noexcept { return true; }
   /** Hands run() to an I/O thread. From the Python thread ops are batched: one post per
    *  scheduler round carries every op started in it. GIL held. */
   void launch();
@@ -110,6 +113,8 @@ struct Hub {
   };
   std::deque<Ready> ready;
   std::atomic<std::int64_t> pending{0};  // ops started and not yet delivered
+  std::int64_t awaited = 0;              // Python thread: those of them worth a spin (Op::spin_for)
+  std::uint64_t sleeps = 0, spun_sleeps = 0;  // greenlet hub waits, and those that spun first
   Op* inflight = nullptr;                // Python thread: those ops, for discarding at stop
   core::WakeNode* submit_head = nullptr;  // Python thread: ops launched this round (FIFO)
   core::WakeNode* submit_tail = nullptr;

@@ -28,7 +28,7 @@ PyMethodDef kMethods[] = {
     {"wakeup_fd", wakeup_fd, METH_NOARGS, "wakeup_fd() -> int\nThe completion queue's eventfd."},
     {"loop_fd", loop_fd, METH_NOARGS,
      "loop_fd() -> int\nReadable while the Python thread's own I/O loop has work: call drain() then."},
-    {"stats", stats, METH_NOARGS, "stats() -> dict\nPending native calls, ready greenlets, I/O threads."},
+    {"stats", stats, METH_NOARGS, "stats() -> dict\nPending native calls, ready greenlets, I/O threads, the hub's waits (sleeps) and those that spun first (spun_sleeps)."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms)\nDual-mode native timer."},
     {"noop_async", noop_async, METH_NOARGS, "noop_async()\nDual-mode round trip to an I/O thread."},
     {"read_file_bytes", read_file_bytes, METH_O, "read_file_bytes(path) -> bytes\nDual-mode file read."},

@@ -23,6 +23,7 @@ class SleepOp final : public Op {
     core::run_after_here(*hub()->io, ms_, [this] { complete(); });
   }
   PyObject* result() override { Py_RETURN_NONE; }
+  bool spin_for() const noexcept override { return false; }  // due at a known time, not soon
 
  private:
   std::uint64_t ms_;

@@ -72,6 +72,7 @@ class WaitOp final : public Op {
     auto s = sub_;  // `this` may be gone once wait() has called complete()
     s->wait(timeout_ms_, [this] { complete(); });
   }
+  bool spin_for() const noexcept override { return false; }  // a notification comes when it comes
   PyObject* result() override {
     auto n = sub_->pop();
     if (!n) Py_RETURN_NONE;

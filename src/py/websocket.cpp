@@ -30,6 +30,7 @@ class WsRecvOp final : public Op {
     if (!s_->wait_ready([this] { complete(); })) complete();
   }
   PyObject* result() override;
+  bool spin_for() const noexcept override { return false; }  // the client talks when it likes
 
  private:
   std::shared_ptr<http::WsSession> s_;

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -269,3 +270,50 @@ def test_a_client_queued_before_listen_fd_is_served(interface):
         client.close()
         lsock.close()
     assert got.startswith(b"HTTP/1.1 200"), got
+
+
+@pytest.mark.skipif(os.environ.get("PUFF_TEST_HTTP_THREAD") == "io", reason="needs the server on the Python thread")
+def test_the_hub_spins_before_sleeping_only_while_a_result_is_awaited():
+    # Serving on the Python thread, the hub's own loop wakes for the sockets' events: spinning
+    # between requests would only burn the CPU another worker needs. An op's result that another
+    # thread will hand over (a query; here a native extension's op) is still worth the spin; a
+    # timer is not.
+    ext = pytest.importorskip("puff_native_ext")  # `make native-ext` installs it
+    def client(port: int, n: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for _ in range(n):
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                got = b""
+                while not got.endswith(b"\r\n\r\nok"):
+                    chunk = s.recv(4096)
+                    assert chunk, "connection closed"
+                    got += chunk
+
+    def spun_and_slept(fn):
+        before = _native.stats()
+        fn()
+        after = _native.stats()
+        return after["spun_sleeps"] - before["spun_sleeps"], after["sleeps"] - before["sleeps"]
+
+    def main():
+        srv = _native.HttpServer(_wsgi_app, {"python_thread": True})
+        _, port = srv.listen_tcp("127.0.0.1", 0)
+        try:
+            t = threading.Thread(target=client, args=(port, 200))
+
+            def serve():
+                t.start()
+                while t.is_alive():
+                    puff.sleep_ms(2)  # a timer: not worth a spin
+                t.join()
+
+            serving = spun_and_slept(serve)
+            awaiting = spun_and_slept(lambda: ext.sleep_async(50))  # completed by a helper thread
+        finally:
+            srv.close()
+        return serving, awaiting
+
+    (serving_spun, serving_slept), (awaiting_spun, awaiting_slept) = puff.run(main)
+    assert serving_slept > 0
+    assert serving_spun == 0, f"{serving_spun} of {serving_slept} waits spun while serving 200 requests"
+    assert awaiting_spun >= 1, f"no spin in {awaiting_slept} waits for an op's result"
