@@ -272,7 +272,8 @@ def runtime_options(cfg: PuffConfig) -> puff.RuntimeOptions:
         io_busy = 0 if server.serves_on_python_thread() else (opts.io_threads or (os.cpu_count() or 1))
         # Serving on the Python thread the I/O threads are idle: only the workers count. The spin
         # then catches a Postgres answer without a sleep: Django view, 10 queries, 2 workers on 2
-        # cores: 790 vs 750 req/s and p99 130-147 ms vs 141-461 ms without it; bare hello ~3% slower.
+        # cores: 790 vs 750 req/s and p99 130-147 ms vs 141-461 ms without it. The hub spins only
+        # while it awaits such a result (hub.cpp, run_hub), so a bare hello does not pay for it.
         threads = server.workers * (1 + io_busy)
         if threads > (os.cpu_count() or 1):
             opts.spin_us = 0
