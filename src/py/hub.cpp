@@ -415,6 +415,7 @@ bool drain_once() {
   h.queue.clear_wakeup();
   h.wake_pending = false;
   core::WakeNode* n = h.queue.pop_all();
+  h.delivered = n != nullptr;
   while (n) {
     auto* c = static_cast<Completion*>(n);
     n = n->next;
@@ -456,6 +457,13 @@ PyObject* drain(PyObject*, PyObject*) {
   g_hub->draining = true;
   bool more = drain_once();
   g_hub->draining = false;
+  if (g_hub->delivered && g_hub->loop) {
+    // What was just delivered (a request's new task, a receive's result) runs in the loop's
+    // next round and usually answers there. A flush queued now runs behind it in that same
+    // round; queued by the first send() instead, it would cost a round of its own (an
+    // epoll_wait and the loop's bookkeeping per response).
+    batch_posts_this_round();
+  }
   if (more) {
     // Under asyncio, give the loop its turn and come back.
     g_hub->wake_pending = true;
