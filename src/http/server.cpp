@@ -86,6 +86,10 @@ void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> s
           std::shared_ptr<void> hold = st->io->hold_driven();
           asio::any_io_executor ex = st->io->driven().get_executor();
           core::post_io(ex, [ex, fd, st, unix_socket, family, tls, hold = std::move(hold)]() mutable {
+            if (!st->accepting.load()) {  // the server stopped meanwhile: close_all() cannot see it
+              ::close(fd);
+              return;
+            }
             serve_accepted(ex, fd, st, unix_socket, family, tls, std::move(hold));
           });
         } else {

@@ -286,3 +286,40 @@ TEST(ServerAdaptive, PlacesNewConnectionsOnTheOwnerLoopOrAnIoThread) {
   server.reset();
   drain_queue(q);
 }
+
+TEST(ServerAdaptive, AConnectionPlacedJustBeforeTheServerStopsIsClosed) {
+  IoPool pool(1);
+  WakeQueue q;
+  auto rec = std::make_shared<LockedRecorder>(q);
+  puff::http::ServerOptions opts;
+  opts.adaptive = true;  // nothing measured yet: the owner's loop
+  auto server = std::make_unique<puff::http::Server>(pool, opts, rec);
+  std::uint16_t port = server->listen_tcp("127.0.0.1", 0).port;
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  // Accepted on the I/O thread and handed to the owner's loop, which has not run yet.
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (server->placement().on_python == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server->placement().on_python, 1u);
+  server->stop_accepting();
+  server->close_all();
+  std::string req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::atomic<bool> eof{false};
+  std::thread reader([&] {
+    char buf[64];
+    eof = ::read(fd, buf, sizeof buf) <= 0;  // EOF, or a reset (the request was never read)
+  });
+  poll_until(pool, [&] { return eof.load() && !pool.driven_in_use(); });
+  reader.join();
+  EXPECT_TRUE(eof.load());  // closed, not answered by a stopped server
+  EXPECT_FALSE(pool.driven_in_use());
+  {
+    std::lock_guard<std::mutex> lock(rec->m);
+    EXPECT_TRUE(rec->seen.empty());
+  }
+  EXPECT_EQ(server->connections(), 0u);
+  ::close(fd);
+  server.reset();
+  drain_queue(q);
+}
