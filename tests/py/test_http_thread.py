@@ -79,7 +79,9 @@ def test_auto_picks_the_python_thread_when_the_workers_fill_the_cpus(project):
 
 
 # A cheap page, and a dear one: 300 µs of CPU per request.
-_COST_APP = """
+# A cheap page, and a dear one: 300 µs of CPU per request; WSGI and ASGI.
+_COST_APPS = {
+    "wsgi": """
 import time
 
 
@@ -90,17 +92,33 @@ def app(environ, start_response):
             pass
     start_response("200 OK", [("Content-Length", "5")])
     return [b"hello"]
-"""
+""",
+    "asgi": """
+import time
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/dear":
+        until = time.thread_time() + 0.0003
+        while time.thread_time() < until:
+            pass
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+""",
+}
 
 
 @pytest.mark.skipif(usable_cpus() < 2, reason="one CPU: every worker count fills it")
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
 @pytest.mark.parametrize("path", ["/hello", "/dear"])
-def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(project, path):
+def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(project, interface, path):
     # One worker on a machine with more CPUs: connections start on the Python thread; once a
     # window of work showed the thread busy with an app that costs it much per request, new
     # connections go to the I/O threads (docs/http.md, "Which thread serves the connections").
-    project.write("app.py", _COST_APP)
-    project.write("puff.toml", 'wsgi = "app:app"\n')
+    project.write("app.py", _COST_APPS[interface])
+    project.write("puff.toml", f'{interface} = "app:app"\n')
     srv = Server(project, "--bind", "127.0.0.1:0", env=UNSET)
     try:
         srv.err.wait_for(AUTO)
