@@ -35,7 +35,16 @@ void ready_dealloc(PyObject* o) {
   PyObject_Free(o);
 }
 
-PyAsyncMethods ready_async = {ready_await, nullptr, nullptr, nullptr};
+/** `await` on Python 3.10+ (PyIter_Send): hands the value back as a return, without raising
+ *  and catching a StopIteration as tp_iternext must. */
+PySendResult ready_send(PyObject* o, PyObject*, PyObject** result) {
+  auto* self = reinterpret_cast<ReadyObject*>(o);
+  *result = self->value ? self->value : Py_NewRef(Py_None);  // the reference moves to the caller
+  self->value = nullptr;
+  return PYGEN_RETURN;
+}
+
+PyAsyncMethods ready_async = {ready_await, nullptr, nullptr, ready_send};
 
 PyTypeObject ReadyType = [] {
   PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -50,9 +59,20 @@ PyTypeObject ReadyType = [] {
   return t;
 }();
 
-/** Steals `value`. */
+/** Steals `value`. None (what every send() returns) is one shared object: with no value left
+ *  to hand over, awaiting it any number of times gives None. */
 PyObject* ready(PyObject* value) {
   if (!value) return nullptr;
+  if (value == Py_None) {
+    static PyObject* none = [] {
+      auto* r = PyObject_New(ReadyObject, &ReadyType);
+      if (r) r->value = nullptr;
+      return reinterpret_cast<PyObject*>(r);
+    }();
+    Py_DECREF(value);
+    if (!none) return PyErr_NoMemory();
+    return Py_NewRef(none);
+  }
   auto* r = PyObject_New(ReadyObject, &ReadyType);
   if (!r) {
     Py_DECREF(value);

@@ -2,6 +2,7 @@
 (asyncio streams on the same loop), in process."""
 
 import asyncio
+import types
 
 import pytest
 
@@ -257,6 +258,36 @@ def test_send_rejects_bad_messages():
 
     assert body_of(serve(app, check)) == b"ok"
     assert errors == ["RuntimeError", "ValueError", "TypeError", "ValueError", "TypeError"]
+
+
+def test_completed_awaitables_work_through_every_protocol():
+    # receive() and send() return pre-completed awaitables when nothing has to wait: `await`
+    # takes their value through am_send, a generator's `yield from` and a manual __next__()
+    # through StopIteration, and the None of a send() can be awaited again.
+    seen = []
+
+    @types.coroutine
+    def via_yield_from(awaitable):
+        return (yield from awaitable.__await__())
+
+    async def app(scope, receive, send):
+        msg = receive().__await__()
+        try:
+            next(msg)
+        except StopIteration as stop:
+            seen.append(stop.value["type"])
+        start = send({"type": "http.response.start", "status": 200})
+        seen.append(await start)
+        seen.append(await start)  # again: still None
+        seen.append(await via_yield_from(send({"type": "http.response.body", "body": b"o", "more_body": True})))
+        seen.append(await asyncio.ensure_future(send({"type": "http.response.body", "body": b"k"})))
+
+    async def check(port):
+        return await request(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+
+    body = body_of(serve(app, check))
+    assert b"\r\no\r\n" in body and b"\r\nk\r\n" in body and body.endswith(b"0\r\n\r\n"), body  # chunked
+    assert seen == ["http.request", None, None, None, None]
 
 
 def test_lifespan_state_reaches_requests_and_shutdown_runs():
