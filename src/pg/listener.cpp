@@ -163,7 +163,6 @@ std::string Listener::quote_ident(const std::string& name) {
 void Listener::subscribe(std::vector<std::string> channels, Done done) {
   auto sub = std::make_shared<Subscription>(io_, weak_from_this(), std::move(channels));
   Wakes after;
-  std::shared_ptr<Connection> ready;
   {
     std::lock_guard<std::mutex> lock(m_);
     if (closed_) {
@@ -173,7 +172,17 @@ void Listener::subscribe(std::vector<std::string> channels, Done done) {
       subs_.push_back(sub);
       for (const auto& ch : sub->channels()) ++channels_[ch];
       if (ready_ && conn_) {
-        ready = conn_;
+        // Queued under the lock: the connection runs LISTEN and UNLISTEN in the order the
+        // channel counts changed (an UNLISTEN queued by another thread's unsubscribe cannot
+        // overtake this LISTEN and leave the channel unheard).
+        send_listens(conn_, sub->channels(), "LISTEN", [sub, done](const ErrorInfo* e) {
+          if (e) {
+            sub->close();
+            done(nullptr, e);
+          } else {
+            done(sub, nullptr);
+          }
+        });
       } else {
         pending_.push_back(PendingSub{sub, done});
         connect_locked(after);
@@ -181,22 +190,12 @@ void Listener::subscribe(std::vector<std::string> channels, Done done) {
     }
   }
   run_all(after);
-  if (ready) {
-    send_listens(ready, sub->channels(), "LISTEN", [sub, done](const ErrorInfo* e) {
-      if (e) {
-        sub->close();
-        done(nullptr, e);
-      } else {
-        done(sub, nullptr);
-      }
-    });
-  }
 }
 
 void Listener::send_listens(const std::shared_ptr<Connection>& c, const std::vector<std::string>& channels,
                             const std::string& verb, std::function<void(const ErrorInfo*)> done) {
-  if (channels.empty()) {
-    if (done) done(nullptr);
+  if (channels.empty()) {  // never inline: callers hold m_
+    if (done) asio::post(c->context(), [done = std::move(done)] { done(nullptr); });
     return;
   }
   struct Count {
@@ -251,20 +250,17 @@ void Listener::connect_locked(Wakes& after) {
 }
 
 void Listener::on_ready(Connection& c) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (closed_ || conn_.get() != &c) return;
+  ready_ = true;
+  failures_ = 0;
   std::vector<PendingSub> pending;
+  pending.swap(pending_);
   std::vector<std::string> channels;
-  std::shared_ptr<Connection> conn;
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    if (closed_ || conn_.get() != &c) return;
-    ready_ = true;
-    failures_ = 0;
-    pending.swap(pending_);
-    for (const auto& [ch, n] : channels_) channels.push_back(ch);
-    conn = conn_;
-  }
+  for (const auto& [ch, n] : channels_) channels.push_back(ch);
   // Every channel (again, after a reconnect); the pending subscribes are confirmed with them.
-  send_listens(conn, channels, "LISTEN", [pending](const ErrorInfo* e) {
+  // Queued under the lock, like every LISTEN and UNLISTEN (subscribe()).
+  send_listens(conn_, channels, "LISTEN", [pending](const ErrorInfo* e) {
     for (const auto& p : pending) {
       if (e) {
         p.sub->close();
@@ -351,7 +347,6 @@ void Listener::on_notify(std::string_view channel, std::string_view payload, int
 
 void Listener::unsubscribe(Subscription* sub) {
   std::vector<std::string> unlisten;
-  std::shared_ptr<Connection> c;
   {
     std::lock_guard<std::mutex> lock(m_);
     auto it = std::find_if(subs_.begin(), subs_.end(), [sub](const std::weak_ptr<Subscription>& w) {
@@ -368,9 +363,8 @@ void Listener::unsubscribe(Subscription* sub) {
         unlisten.push_back(ch);
       }
     }
-    if (ready_) c = conn_;
+    if (ready_ && conn_) send_listens(conn_, unlisten, "UNLISTEN", nullptr);  // in order: subscribe()
   }
-  if (c) send_listens(c, unlisten, "UNLISTEN", nullptr);
 }
 
 void Listener::close() {

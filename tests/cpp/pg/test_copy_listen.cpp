@@ -246,6 +246,42 @@ TEST(PgListen, NotifyReachesSubscribersAndSurvivesABackendTermination) {
   EXPECT_FALSE(subscribe(*listener, {ch}));
 }
 
+TEST(PgListen, ASubscriptionHearsItsChannelWhileAnotherThreadComesAndGoes) {
+  // LISTEN and UNLISTEN reach the connection in the order the channel's subscriber count
+  // changed: an UNLISTEN from a thread whose subscription just left must not overtake the
+  // LISTEN of one that just came, or the newcomer would never hear its channel.
+  REQUIRE_PG();
+  puff::core::IoPool io(2);
+  auto listener = Listener::make(io, settings_for(url, 1));
+  const std::string ch = unique("puff_churn");
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      if (auto s = subscribe(*listener, {ch})) s->close();
+    }
+  });
+  Admin admin(url);
+  int heard = 0, rounds = 150;
+  for (int i = 0; i < rounds; ++i) {
+    auto s = subscribe(*listener, {ch});
+    if (!s) break;
+    std::string payload("n");
+    payload += std::to_string(i);
+    admin.exec("NOTIFY " + Listener::quote_ident(ch) + ", '" + payload + "'");
+    for (auto n = next(*s, 3000ms); n; n = next(*s, 3000ms)) {
+      if (n->payload == payload) {
+        ++heard;
+        break;
+      }
+    }
+    s->close();
+  }
+  stop = true;
+  churn.join();
+  EXPECT_EQ(heard, rounds);
+  listener->close();
+}
+
 TEST(PgListen, SubscribeFailsWhenNothingAnswers) {
   puff::core::IoPool io(1);
   PoolSettings s;
