@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
@@ -177,14 +178,34 @@ std::chrono::nanoseconds IoPool::owner_cpu_time() const noexcept {
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
+std::chrono::nanoseconds IoPool::owner_spin_time() const noexcept {
+  return std::chrono::nanoseconds(spun_ns_.load(std::memory_order_relaxed));
+}
+
 std::shared_ptr<void> IoPool::hold_driven() {
   use_driven(1);
-  return std::shared_ptr<void>(nullptr, [this](void*) { use_driven(-1); });
+  // Through Driven itself, not this->driven_: a hold may go while the loop is destroyed, when
+  // driven_ may already read null; `users` outlives `loop` (declared before it).
+  Driven* d = driven_.get();
+  return std::shared_ptr<void>(nullptr, [d](void*) { d->users.fetch_sub(1, std::memory_order_seq_cst); });
 }
 
 bool IoPool::on_driven_owner() const noexcept { return std::this_thread::get_id() == driven_->owner; }
 
 bool IoPool::wait_driven(WakeQueue& q, std::chrono::microseconds spin, int extra_fd) noexcept {
+  // The spin's share of this wait (all of it if it ended within the spin): CPU that is not the
+  // application's, for owner_spin_time().
+  struct SpinClock {
+    std::atomic<std::int64_t>& total;
+    std::chrono::microseconds spin;
+    std::chrono::steady_clock::time_point t0 = spin.count() > 0 ? std::chrono::steady_clock::now()
+                                                                : std::chrono::steady_clock::time_point{};
+    ~SpinClock() {
+      if (spin.count() <= 0) return;
+      auto spent = std::min<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0, spin);
+      total.fetch_add(spent.count(), std::memory_order_relaxed);
+    }
+  } clock{spun_ns_, spin};
   Driven& d = *driven_;
   auto& ctx = d.loop.ctx;
   d.sleeping_on.store(&q, std::memory_order_seq_cst);  // before reading users: see use_driven()

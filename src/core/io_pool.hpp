@@ -64,6 +64,9 @@ class IoPool {
   /** CPU time the owner thread (the Python thread) has used so far; negative if unknown.
    *  Any thread (a syscall: call it now and then, not per request). */
   std::chrono::nanoseconds owner_cpu_time() const noexcept;
+  /** How much of that the owner spent spinning in wait_driven() (an estimate: a wait's spin, or
+   *  all of it when it ended within the spin). Any thread. */
+  std::chrono::nanoseconds owner_spin_time() const noexcept;
   /** True while some user keeps sockets on driven() (use_driven()). Any thread. */
   bool driven_in_use() const noexcept;
   /** True on the thread that created the pool: the one that runs driven() (the Python thread). */
@@ -86,6 +89,7 @@ class IoPool {
   struct Driven;
   std::unique_ptr<Driven> driven_;
   clockid_t owner_clock_ = -1;  // the creating thread's CPU-time clock
+  std::atomic<std::int64_t> spun_ns_{0};  // owner_spin_time()
   std::vector<std::unique_ptr<Loop>> contexts_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> rr_{0};

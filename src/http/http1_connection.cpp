@@ -87,11 +87,13 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     read();
   }
 
+  // Any thread: the timer's executor, not t_'s (t_ moves to an HTTP/2 connection on the
+  // connection's own thread, maybe while another thread stops the server).
   void post_stop_when_idle() override {
-    core::post_io(t_->executor(), [self = shared_from_this()] { self->stop_when_idle(); });
+    core::post_io(timer_.get_executor(), [self = shared_from_this()] { self->stop_when_idle(); });
   }
   void post_close() override {
-    core::post_io(t_->executor(), [self = shared_from_this()] { self->close(); });
+    core::post_io(timer_.get_executor(), [self = shared_from_this()] { self->close(); });
   }
 
   /** Graceful: close now if idle, else after the current response. Own thread. */

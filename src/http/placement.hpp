@@ -38,34 +38,42 @@ class Placement {
   Placement() = default;
   explicit Placement(Thresholds t) : t_(t) {}
 
-  /** Where the next connection goes: true = the Python thread. `units` is the work handed to the
-   *  Python thread so far (requests and WebSocket messages); `cpu()` is that thread's CPU time
-   *  so far, read only when a window closes. Any thread (several acceptors may ask at once). */
-  template <class CpuFn>
-  bool place(std::uint64_t units, Clock::time_point now, CpuFn&& cpu) {
+  /** Where the next connection goes: true = the Python thread. `units()` is the work handed to
+   *  the Python thread so far (requests and WebSocket messages), `cpu()` that thread's CPU time
+   *  so far that was the application's (its spin left out); both are read under the lock, cpu()
+   *  only when a window closes. Any thread (several acceptors may ask at once). */
+  template <class UnitsFn, class CpuFn>
+  bool place(UnitsFn&& units_fn, Clock::time_point now, CpuFn&& cpu) {
     std::unique_lock<std::mutex> lock(m_, std::try_to_lock);
-    if (!lock.owns_lock()) return python_.load(std::memory_order_relaxed);  // another acceptor samples
-    if (!have_base_) {
-      base_cpu_ = cpu();
-      base_units_ = units;
-      base_at_ = now;
-      have_base_ = true;
-    } else if (now - base_at_ >= t_.min_window && units - base_units_ >= std::max<std::uint64_t>(t_.min_units, 1)) {
-      std::chrono::nanoseconds c = cpu();
-      double used = std::chrono::duration<double, std::micro>(c - base_cpu_).count();
-      double us = used / static_cast<double>(units - base_units_);
-      double busy = used / std::chrono::duration<double, std::micro>(now - base_at_).count();
-      estimate_us_.store(us, std::memory_order_relaxed);
-      busy_.store(busy, std::memory_order_relaxed);
-      bool python = python_.load(std::memory_order_relaxed);
-      if (busy < t_.busy || us < t_.to_python_us) python = true;
-      else if (us > t_.to_io_us) python = false;
-      python_.store(python, std::memory_order_relaxed);
-      base_cpu_ = c;
-      base_units_ = units;
-      base_at_ = now;
+    bool python;
+    if (!lock.owns_lock()) {
+      python = python_.load(std::memory_order_relaxed);  // another acceptor is sampling
+    } else {
+      std::uint64_t units = units_fn();
+      if (!have_base_) {
+        base_cpu_ = cpu();
+        base_units_ = units;
+        base_at_ = now;
+        have_base_ = true;
+      } else if (units >= base_units_ && now - base_at_ >= t_.min_window &&
+                 units - base_units_ >= std::max<std::uint64_t>(t_.min_units, 1)) {
+        std::chrono::nanoseconds c = cpu();
+        double used = std::chrono::duration<double, std::micro>(c - base_cpu_).count();
+        double us = used / static_cast<double>(units - base_units_);
+        double busy = used / std::chrono::duration<double, std::micro>(now - base_at_).count();
+        estimate_us_.store(us, std::memory_order_relaxed);
+        busy_.store(busy, std::memory_order_relaxed);
+        bool was = python_.load(std::memory_order_relaxed);
+        bool next = was;
+        if (busy < t_.busy || us < t_.to_python_us) next = true;
+        else if (us > t_.to_io_us) next = false;
+        python_.store(next, std::memory_order_relaxed);
+        base_cpu_ = c;
+        base_units_ = units;
+        base_at_ = now;
+      }
+      python = python_.load(std::memory_order_relaxed);
     }
-    bool python = python_.load(std::memory_order_relaxed);
     (python ? on_python_ : on_io_).fetch_add(1, std::memory_order_relaxed);
     return python;
   }

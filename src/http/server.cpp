@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_set>
+#include <utility>
 
 #include "core/post_batch.hpp"
 #include "http/chunked.hpp"
@@ -52,6 +53,10 @@ void serve_accepted(asio::any_io_executor ex, int fd, std::shared_ptr<Server::St
     start_tls(tls, ex, family, fd, static_cast<unsigned>(st->opts.header_timeout.count()),
               [st, hold = std::move(hold)](std::unique_ptr<Transport> t) {
                 if (!t) return;
+                if (!st->accepting.load()) {  // stopped during the handshake: close_all() missed it
+                  t->close();
+                  return;
+                }
                 t->hold = hold;
                 start_connection(std::move(t), st, false);
               });
@@ -65,8 +70,8 @@ void serve_accepted(asio::any_io_executor ex, int fd, std::shared_ptr<Server::St
 /** With ServerOptions::adaptive: whether the next connection goes to the Python thread. */
 bool to_python_thread(Server::State& st) {
   if (!st.placement) return false;
-  return st.placement->place(st.units.load(std::memory_order_relaxed), Placement::Clock::now(),
-                             [&st] { return st.io->owner_cpu_time(); });
+  return st.placement->place([&st] { return st.units.load(std::memory_order_relaxed); }, Placement::Clock::now(),
+                             [&st] { return st.io->owner_cpu_time() - st.io->owner_spin_time(); });
 }
 
 template <class Acceptor>
@@ -83,13 +88,16 @@ void accept_loop(std::shared_ptr<Acceptor> acc, std::shared_ptr<Server::State> s
         if (to_python_thread(*st)) {
           // Set up on the Python thread's loop itself: its handlers may run as soon as the
           // socket is registered there, and nothing else may touch the connection meanwhile.
+          // The socket is closed if that never happens (the loop destroyed first).
+          auto owned = std::shared_ptr<int>(new int(fd), [](int* p) {
+            if (*p >= 0) ::close(*p);
+            delete p;
+          });
           std::shared_ptr<void> hold = st->io->hold_driven();
           asio::any_io_executor ex = st->io->driven().get_executor();
-          core::post_io(ex, [ex, fd, st, unix_socket, family, tls, hold = std::move(hold)]() mutable {
-            if (!st->accepting.load()) {  // the server stopped meanwhile: close_all() cannot see it
-              ::close(fd);
-              return;
-            }
+          core::post_io(ex, [ex, owned, st, unix_socket, family, tls, hold = std::move(hold)]() mutable {
+            if (!st->accepting.load()) return;  // the server stopped meanwhile: close_all() cannot see it
+            int fd = std::exchange(*owned, -1);
             serve_accepted(ex, fd, st, unix_socket, family, tls, std::move(hold));
           });
         } else {

@@ -194,7 +194,7 @@ void Listener::subscribe(std::vector<std::string> channels, Done done) {
 
 void Listener::send_listens(const std::shared_ptr<Connection>& c, const std::vector<std::string>& channels,
                             const std::string& verb, std::function<void(const ErrorInfo*)> done) {
-  if (channels.empty()) {  // never inline: callers hold m_
+  if (channels.empty()) {  // never inline: callers hold m_ (send_listens always runs under it)
     if (done) asio::post(c->context(), [done = std::move(done)] { done(nullptr); });
     return;
   }
@@ -221,7 +221,30 @@ void Listener::send_listens(const std::shared_ptr<Connection>& c, const std::vec
         count->done(count->error ? &*count->error : nullptr);
     };
     c->load().fetch_add(1, std::memory_order_relaxed);
-    asio::post(c->context(), [c, req] { c->submit(req); });
+    outbox_.push_back(Outgoing{c, std::move(req)});
+  }
+  // One handler submits the outbox in the order it was filled (under m_). Posting each command
+  // would not keep that order: Asio runs a post made on the connection's own thread after
+  // one made meanwhile from another thread.
+  if (!outbox_posted_) {
+    outbox_posted_ = true;
+    asio::post(c->context(), [self = shared_from_this()] { self->flush_outbox(); });
+  }
+}
+
+void Listener::flush_outbox() {
+  std::vector<Outgoing> out;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    out.swap(outbox_);
+    outbox_posted_ = false;
+  }
+  for (auto& o : out) {
+    if (o.c->context().get_executor().running_in_this_thread()) {
+      o.c->submit(o.req);
+    } else {  // a connection replaced meanwhile, on another thread (its commands then fail)
+      asio::post(o.c->context(), [c = o.c, req = o.req] { c->submit(req); });
+    }
   }
 }
 

@@ -122,8 +122,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void on_ready(Connection& c);
   void on_down(Connection& c, const ErrorInfo& e, bool was_ready);
   void on_notify(std::string_view channel, std::string_view payload, int pid);
+  /** Queues `verb channel` for each channel on `c`, in order with every other such command;
+   *  `done` once all ran. Called with m_ held. */
   void send_listens(const std::shared_ptr<Connection>& c, const std::vector<std::string>& channels,
                     const std::string& verb, std::function<void(const ErrorInfo*)> done);
+  /** Submits the outbox (on the connection's thread). */
+  void flush_outbox();
 
   core::IoPool& io_;
   const std::shared_ptr<const ConnInfo> info_;
@@ -136,6 +140,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::vector<std::weak_ptr<Subscription>> subs_;
   std::unordered_map<std::string, int> channels_;  // channel -> subscriptions listening to it
   std::vector<PendingSub> pending_;                // waiting for the connection
+  struct Outgoing {
+    std::shared_ptr<Connection> c;
+    std::shared_ptr<detail::Request> req;
+  };
+  std::vector<Outgoing> outbox_;  // LISTEN / UNLISTEN commands in the order they were decided
+  bool outbox_posted_ = false;    // a flush_outbox() is on its way
 };
 
 }  // namespace puff::pg

@@ -64,13 +64,14 @@ PyTypeObject ReadyType = [] {
 PyObject* ready(PyObject* value) {
   if (!value) return nullptr;
   if (value == Py_None) {
-    static PyObject* none = [] {
-      auto* r = PyObject_New(ReadyObject, &ReadyType);
-      if (r) r->value = nullptr;
-      return reinterpret_cast<PyObject*>(r);
-    }();
+    static PyObject* none = nullptr;  // Python thread (GIL held); made when first needed
     Py_DECREF(value);
-    if (!none) return PyErr_NoMemory();
+    if (!none) {
+      auto* r = PyObject_New(ReadyObject, &ReadyType);
+      if (!r) return nullptr;
+      r->value = nullptr;
+      none = reinterpret_cast<PyObject*>(r);
+    }
     return Py_NewRef(none);
   }
   auto* r = PyObject_New(ReadyObject, &ReadyType);

@@ -159,6 +159,36 @@ TEST(IoPool, WaitDrivenWakesForThePostsOfOtherThreadsAndForTheQueue) {
   EXPECT_NE(q.pop_all(), nullptr);
 }
 
+TEST(IoPool, OwnerSpinTimeCountsEachWaitsSpin) {
+  // What the Python thread spent spinning is not the application's cost (http/placement.hpp
+  // subtracts it): each wait adds its spin, or all of itself when it ended within the spin.
+  IoPool pool(1);
+  puff::core::WakeQueue q;
+  EXPECT_EQ(pool.owner_spin_time().count(), 0);
+  for (int users : {0, 1}) {  // the queue's own wait, and the wait inside the loop
+    if (users) pool.use_driven(+1);
+    auto before = pool.owner_spin_time();
+    Item item;
+    std::thread late([&] {
+      std::this_thread::sleep_for(30ms);  // long after the 2 ms spin
+      q.push(&item);
+    });
+    while (!q.has_items()) pool.wait_driven(q, 2000us, -1);
+    late.join();
+    q.clear_wakeup();
+    EXPECT_EQ(q.pop_all(), &item);
+    EXPECT_EQ(pool.owner_spin_time() - before, 2000us) << "users " << users;
+  }
+  // A wait that found an item at once spun for nothing.
+  Item ready;
+  q.push(&ready);
+  auto before = pool.owner_spin_time();
+  pool.wait_driven(q, 2000us, -1);
+  EXPECT_LT(pool.owner_spin_time() - before, 2000us);
+  q.clear_wakeup();
+  EXPECT_EQ(q.pop_all(), &ready);
+}
+
 TEST(IoPool, WaitDrivenReturnsWhenTheExtraFdIsReadable) {
   for (int users : {0, 1}) {  // the queue's own wait, then the loop's
     IoPool pool(1);

@@ -30,7 +30,7 @@ struct Feed {
     units += more_units;
     cpu += std::chrono::nanoseconds(static_cast<long long>(us_per_unit * 1000.0 * static_cast<double>(more_units)));
     now += dt;
-    return p.place(units, now, [this] {
+    return p.place([this] { return units; }, now, [this] {
       ++cpu_reads;
       return cpu;
     });
@@ -99,6 +99,17 @@ TEST(Placement, TooLittleWorkKeepsTheBaseAndAccumulates) {
   EXPECT_LT(f.p.estimate_us(), 0);
   EXPECT_FALSE(f.next(150, 450.0));  // 250 units since the base
   EXPECT_NEAR(f.p.estimate_us(), 450.0, 0.01);
+}
+
+TEST(Placement, ACountReadBeforeTheBaseMovedIsNotAWindow) {
+  // Another acceptor may have closed a window with a later count: fewer units than the base
+  // must not wrap around into a huge window of nearly free work.
+  Feed f;
+  f.next(0, 0);
+  EXPECT_FALSE(f.next(10000, 45.0));
+  f.units -= 5000;  // as if read long ago
+  EXPECT_FALSE(f.next(0, 0.0));
+  EXPECT_NEAR(f.p.estimate_us(), 45.0, 0.01);
 }
 
 TEST(Placement, ThresholdsCanBeSet) {
