@@ -39,16 +39,20 @@ def _io_thread_wakeups(pid: int) -> int:
     return total
 
 
+def _request(s: socket.socket, path: str = "/hello") -> None:
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = b""
+    while not got.endswith(b"hello"):
+        chunk = s.recv(4096)
+        assert chunk, "connection closed"
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200")
+
+
 def _keep_alive_requests(port: int, n: int, path: str = "/hello") -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         for _ in range(n):
-            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
-            got = b""
-            while not got.endswith(b"hello"):
-                chunk = s.recv(4096)
-                assert chunk, "connection closed"
-                got += chunk
-            assert got.startswith(b"HTTP/1.1 200")
+            _request(s, path)
 
 
 @pytest.mark.parametrize("mode", ["python", "io"])
@@ -136,6 +140,30 @@ def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(pr
         assert second < 40, f"the I/O threads woke {second} times for 400 cheap requests"
     else:
         assert second >= 400, f"the I/O threads woke only {second} times for 400 dear requests"
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="one CPU: every worker count fills it")
+def test_connections_on_both_threads_are_served_side_by_side(project):
+    # A connection placed on the Python thread stays there after the measure sends new ones to
+    # the I/O threads: both kinds then carry requests at the same time.
+    project.write("app.py", _COST_APPS["wsgi"])
+    project.write("puff.toml", 'wsgi = "app:app"\n')
+    srv = Server(project, "--bind", "127.0.0.1:0", env=UNSET)
+    try:
+        srv.err.wait_for(AUTO)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as first:
+            for _ in range(300):
+                _request(first, "/dear")  # on the Python thread: nothing was measured yet
+            time.sleep(0.06)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as second:
+                before = _io_thread_wakeups(srv.pid)
+                for _ in range(200):
+                    _request(first, "/dear")
+                    _request(second, "/dear")
+                woke = _io_thread_wakeups(srv.pid) - before
+    finally:
+        assert srv.stop() == 0, srv.err.text
+    assert woke >= 200, f"the I/O threads woke {woke} times: the second connection is not theirs"
 
 
 @pytest.mark.parametrize("how", ["flag", "env", "toml"])
