@@ -49,9 +49,10 @@ class Op : public Completion {
    *  exception thrown in). The op still completes (and is then freed); override to stop the work
    *  early, e.g. cancel a query. Not called for asyncio futures (yet). */
   virtual void on_abandoned() {}
-  /** True when run() only hands work to other threads (never blocks, never touches Python
-   *  objects, never completes before returning): the Python thread then calls it itself when it
-   *  flushes a round's ops, GIL held, which saves waking an I/O thread just to run it. */
+  /** True when run() only registers or hands on work (never blocks, never touches Python
+   *  objects): the Python thread then calls it itself when it flushes a round's ops, GIL held,
+   *  which saves waking an I/O thread just to run it. If run() completes at once, the
+   *  completion is delivered by a later round. */
   virtual bool run_inline() const noexcept { return false; }
   /** Whether the hub's spin before sleeping may catch this op's result: true for work that
    *  completes on its own time (a query, a thread's result); false for a timer. */

@@ -31,6 +31,7 @@ class WsRecvOp final : public Op {
   }
   PyObject* result() override;
   bool spin_for() const noexcept override { return false; }  // the client talks when it likes
+  bool run_inline() const noexcept override { return true; }   // registers a waiter, no more
 
  private:
   std::shared_ptr<http::WsSession> s_;
@@ -43,6 +44,7 @@ class WsDrainOp final : public Op {
     if (!s_->wait_drained([this] { complete(); })) complete();
   }
   PyObject* result() override { Py_RETURN_NONE; }
+  bool run_inline() const noexcept override { return true; }
 
  private:
   std::shared_ptr<http::WsSession> s_;

@@ -18,6 +18,7 @@ class BodyWaitOp final : public Op {
     if (!ex_->wait_body([this] { complete(); })) complete();
   }
   PyObject* result() override { Py_RETURN_NONE; }
+  bool run_inline() const noexcept override { return true; }  // registers a waiter, no more
 
  private:
   std::shared_ptr<http::Exchange> ex_;
@@ -30,6 +31,7 @@ class DrainWaitOp final : public Op {
     if (!ex_->wait_drained([this] { complete(); })) complete();
   }
   PyObject* result() override { Py_RETURN_NONE; }
+  bool run_inline() const noexcept override { return true; }  // registers a waiter, no more
 
  private:
   std::shared_ptr<http::Exchange> ex_;

@@ -142,6 +142,47 @@ def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(pr
         assert second >= 400, f"the I/O threads woke only {second} times for 400 dear requests"
 
 
+_WS_ECHO_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        m = await receive()
+        if m["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": m.get("text")})
+"""
+
+
+@pytest.mark.parametrize("mode", ["python", "io"])
+def test_a_websocket_on_the_python_thread_wakes_no_io_thread(project, mode):
+    # A receive() that has to wait registers its waiter from the Python thread itself: an I/O
+    # thread woken per message cost the 2-worker echo a third of its rate.
+    from websockets.sync.client import connect
+
+    project.write("app.py", _WS_ECHO_APP)
+    project.write("puff.toml", 'asgi = "app:app"\n')
+    srv = Server(project, "--bind", "127.0.0.1:0", "--http-thread", mode, env=UNSET)
+    try:
+        srv.err.wait_for(PYTHON if mode == "python" else IO)
+        with connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+            ws.send("warm")
+            assert ws.recv(timeout=5) == "warm"
+            before = _io_thread_wakeups(srv.pid)
+            for i in range(300):
+                ws.send(f"m{i}")
+                assert ws.recv(timeout=5) == f"m{i}"
+            woke = _io_thread_wakeups(srv.pid) - before
+    finally:
+        assert srv.stop() == 0, srv.err.text
+    if mode == "python":
+        assert woke < 30, f"the I/O threads woke {woke} times for 300 messages on the Python thread"
+    else:
+        assert woke >= 300, f"the I/O threads woke only {woke} times for 300 messages they read"
+
+
 @pytest.mark.skipif(usable_cpus() < 2, reason="one CPU: every worker count fills it")
 def test_connections_on_both_threads_are_served_side_by_side(project):
     # A connection placed on the Python thread stays there after the measure sends new ones to
