@@ -63,8 +63,7 @@ class Placement {
         double busy = used / std::chrono::duration<double, std::micro>(now - base_at_).count();
         estimate_us_.store(us, std::memory_order_relaxed);
         busy_.store(busy, std::memory_order_relaxed);
-        bool was = python_.load(std::memory_order_relaxed);
-        bool next = was;
+        bool next = python_.load(std::memory_order_relaxed);
         if (busy < t_.busy || us < t_.to_python_us) next = true;
         else if (us > t_.to_io_us) next = false;
         python_.store(next, std::memory_order_relaxed);

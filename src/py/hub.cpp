@@ -405,7 +405,9 @@ namespace {
 
 /** One round: every queued completion, then the greenlets that were ready when it started.
  *  Returns true if more work arrived meanwhile. */
-bool drain_once() {
+/** One scheduler round; true when more work is ready. `delivered`: whether it delivered any
+ *  completion. */
+bool drain_once(bool* delivered = nullptr) {
   Hub& h = *g_hub;
   core::open_post_batch();  // responses written in this round reach each I/O thread in one post
   // The hub's own I/O loop, every round: a hub that always has more work never waits in it, and
@@ -415,7 +417,7 @@ bool drain_once() {
   h.queue.clear_wakeup();
   h.wake_pending = false;
   core::WakeNode* n = h.queue.pop_all();
-  h.delivered = n != nullptr;
+  if (delivered) *delivered = n != nullptr;
   while (n) {
     auto* c = static_cast<Completion*>(n);
     n = n->next;
@@ -455,9 +457,10 @@ PyObject* drain_loop(PyObject* self, PyObject* unused) {
 PyObject* drain(PyObject*, PyObject*) {
   if (!g_hub) Py_RETURN_NONE;
   g_hub->draining = true;
-  bool more = drain_once();
+  bool delivered = false;
+  bool more = drain_once(&delivered);
   g_hub->draining = false;
-  if (g_hub->delivered && g_hub->loop) {
+  if (delivered && g_hub->loop) {
     // What was just delivered (a request's new task, a receive's result) runs in the loop's
     // next round and usually answers there. A flush queued now runs behind it in that same
     // round; queued by the first send() instead, it would cost a round of its own (an

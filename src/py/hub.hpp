@@ -116,7 +116,6 @@ struct Hub {
   std::atomic<std::int64_t> pending{0};  // ops started and not yet delivered
   std::int64_t awaited = 0;              // Python thread: those of them worth a spin (Op::spin_for)
   std::uint64_t sleeps = 0, spun_sleeps = 0;  // greenlet hub waits, and those that spun first
-  bool delivered = false;                // Python thread: the last drain round delivered something
   Op* inflight = nullptr;                // Python thread: those ops, for discarding at stop
   core::WakeNode* submit_head = nullptr;  // Python thread: ops launched this round (FIFO)
   core::WakeNode* submit_tail = nullptr;

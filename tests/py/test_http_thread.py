@@ -39,6 +39,13 @@ def _io_thread_wakeups(pid: int) -> int:
     return total
 
 
+def _io_wakeups_during(pid: int, work) -> int:
+    """How many times the I/O threads of `pid` woke while `work()` ran."""
+    before = _io_thread_wakeups(pid)
+    work()
+    return _io_thread_wakeups(pid) - before
+
+
 def _request(s: socket.socket, path: str = "/hello") -> None:
     s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
     got = b""
@@ -61,9 +68,7 @@ def test_python_thread_serves_without_waking_the_io_thread(project, mode):
     try:
         srv.err.wait_for(PYTHON if mode == "python" else IO)
         _keep_alive_requests(srv.port, 5)
-        before = _io_thread_wakeups(srv.pid)
-        _keep_alive_requests(srv.port, 400)
-        woke = _io_thread_wakeups(srv.pid) - before
+        woke = _io_wakeups_during(srv.pid, lambda: _keep_alive_requests(srv.port, 400))
     finally:
         assert srv.stop() == 0, srv.err.text
     if mode == "python":
@@ -126,13 +131,11 @@ def test_auto_places_each_connection_by_the_apps_cost_when_cpus_are_left_over(pr
     srv = Server(project, "--bind", "127.0.0.1:0", env=UNSET)
     try:
         srv.err.wait_for(AUTO)
-        before = _io_thread_wakeups(srv.pid)
-        _keep_alive_requests(srv.port, 300, path)  # the first connection: nothing measured yet
-        first = _io_thread_wakeups(srv.pid) - before
+        # The first connection: nothing measured yet.
+        first = _io_wakeups_during(srv.pid, lambda: _keep_alive_requests(srv.port, 300, path))
         time.sleep(0.06)  # a measuring window lasts at least 50 ms
-        before = _io_thread_wakeups(srv.pid)
-        _keep_alive_requests(srv.port, 400, path)  # a new connection, placed by the measure
-        second = _io_thread_wakeups(srv.pid) - before
+        # A new connection, placed by the measure.
+        second = _io_wakeups_during(srv.pid, lambda: _keep_alive_requests(srv.port, 400, path))
     finally:
         assert srv.stop() == 0, srv.err.text
     assert first < 40, f"the I/O threads woke {first} times for 300 requests before any measure"
@@ -170,11 +173,13 @@ def test_a_websocket_on_the_python_thread_wakes_no_io_thread(project, mode):
         with connect(f"ws://127.0.0.1:{srv.port}/") as ws:
             ws.send("warm")
             assert ws.recv(timeout=5) == "warm"
-            before = _io_thread_wakeups(srv.pid)
-            for i in range(300):
-                ws.send(f"m{i}")
-                assert ws.recv(timeout=5) == f"m{i}"
-            woke = _io_thread_wakeups(srv.pid) - before
+
+            def echo_300():
+                for i in range(300):
+                    ws.send(f"m{i}")
+                    assert ws.recv(timeout=5) == f"m{i}"
+
+            woke = _io_wakeups_during(srv.pid, echo_300)
     finally:
         assert srv.stop() == 0, srv.err.text
     if mode == "python":
@@ -197,11 +202,13 @@ def test_connections_on_both_threads_are_served_side_by_side(project):
                 _request(first, "/dear")  # on the Python thread: nothing was measured yet
             time.sleep(0.06)
             with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as second:
-                before = _io_thread_wakeups(srv.pid)
-                for _ in range(200):
-                    _request(first, "/dear")
-                    _request(second, "/dear")
-                woke = _io_thread_wakeups(srv.pid) - before
+
+                def alternate():
+                    for _ in range(200):
+                        _request(first, "/dear")
+                        _request(second, "/dear")
+
+                woke = _io_wakeups_during(srv.pid, alternate)
     finally:
         assert srv.stop() == 0, srv.err.text
     assert woke >= 200, f"the I/O threads woke {woke} times: the second connection is not theirs"
