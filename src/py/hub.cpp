@@ -605,20 +605,24 @@ PyObject* set_loop(PyObject*, PyObject* loop) {
   Py_CLEAR(g_hub->create_future);
   Py_CLEAR(g_hub->call_soon);
   Py_CLEAR(g_hub->create_task);
+  Py_CLEAR(g_hub->get_task_factory);
   g_hub->flush_scheduled = false;
   if (loop != Py_None) {
     PyObject* cf = PyObject_GetAttrString(loop, "create_future");
     PyObject* cs = cf ? PyObject_GetAttrString(loop, "call_soon") : nullptr;
     PyObject* ct = cs ? PyObject_GetAttrString(loop, "create_task") : nullptr;
-    if (!ct) {
+    PyObject* tf = ct ? PyObject_GetAttrString(loop, "get_task_factory") : nullptr;
+    if (!tf) {
       Py_XDECREF(cf);
       Py_XDECREF(cs);
+      Py_XDECREF(ct);
       return nullptr;
     }
     g_hub->loop = Py_NewRef(loop);
     g_hub->create_future = cf;
     g_hub->call_soon = cs;
     g_hub->create_task = ct;
+    g_hub->get_task_factory = tf;
   }
   // The asyncio loop sleeps in its own selector: posts to the hub's I/O loop must wake it.
   if (g_hub->io) g_hub->io->watch_driven(g_hub->loop ? &g_hub->queue : nullptr);
@@ -792,6 +796,7 @@ PyObject* runtime_stop(PyObject*, PyObject*) {
   Py_CLEAR(g_hub->create_future);
   Py_CLEAR(g_hub->call_soon);
   Py_CLEAR(g_hub->create_task);
+  Py_CLEAR(g_hub->get_task_factory);
   g_hub->flush_scheduled = false;
   Py_CLEAR(g_hub->exit_exc);
   Py_RETURN_NONE;

@@ -125,6 +125,7 @@ struct Hub {
   PyObject* create_future = nullptr;      // owned: loop.create_future while the loop is set
   PyObject* call_soon = nullptr;          // owned: loop.call_soon while the loop is set
   PyObject* create_task = nullptr;        // owned: loop.create_task while the loop is set
+  PyObject* get_task_factory = nullptr;   // owned: loop.get_task_factory while the loop is set
   PyObject* s_done = nullptr;             // interned method names
   PyObject* s_set_result = nullptr;
   PyObject* s_set_exception = nullptr;

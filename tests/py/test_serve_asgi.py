@@ -168,3 +168,56 @@ def test_access_log_for_asgi_apps(project):
         srv.out.wait_for(r'127\.0\.0\.1 - - \[.*\] "GET /json\?x=1 HTTP/1\.1" 200 \d+')
     finally:
         assert srv.stop() == 0
+
+
+TASK_APP = '''
+import asyncio, json, os
+
+made = []
+
+
+def factory(loop, coro, context=None):
+    task = asyncio.Task(coro, loop=loop, context=context, name="from-the-factory")
+    made.append(task)
+    return task
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if os.environ.get("SET_FACTORY"):
+                    asyncio.get_running_loop().set_task_factory(factory)
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    task = asyncio.current_task()
+    body = json.dumps({"name": task.get_name(), "factory_made": len(made), "in_all_tasks": task in asyncio.all_tasks()})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body.encode()})
+'''
+
+
+@pytest.mark.parametrize("with_factory", [False, True])
+def test_each_request_is_an_asyncio_task_and_a_task_factory_is_used(project, with_factory):
+    """Without a task factory Puff makes each request's Task itself (named, registered with
+    asyncio.all_tasks()); a factory the app sets on the loop makes them instead."""
+    import json
+
+    project.write("app.py", TASK_APP)
+    project.write("puff.toml", 'asgi = "app:app"\n')
+    srv = Server(project, "--bind", "127.0.0.1:0", env={"SET_FACTORY": "1"} if with_factory else None)
+    try:
+        for i in range(3):
+            status, _h, body = srv.get("/")
+            assert status == 200
+            got = json.loads(body)
+            assert got["in_all_tasks"] is True
+            if with_factory:
+                assert got == {"name": "from-the-factory", "factory_made": i + 1, "in_all_tasks": True}
+            else:
+                assert got == {"name": "puff-asgi-http", "factory_made": 0, "in_all_tasks": True}
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
