@@ -2,6 +2,7 @@
 // Dual-mode like every Puff call: receive()/send() suspend only the calling greenlet, or return
 // awaitables on Puff's loop. WSGI apps get it as environ["puff.websocket"]; the ASGI
 // `websocket` scope is built on it (python/puff/_asgi_ws.py).
+#include <cstring>
 #include <new>
 
 #include "http/response.hpp"
@@ -21,11 +22,14 @@ struct WsObject {
   bool accepted;
   bool denied;
   bool deflate_ok;  // the server allows permessage-deflate
+  bool asgi_connect_sent;  // the ASGI adapter: websocket.connect was handed to the app
+  bool asgi_app_closed;    // the ASGI adapter: the app sent websocket.close
 };
 
 class WsRecvOp final : public Op {
  public:
-  explicit WsRecvOp(std::shared_ptr<http::WsSession> s) : s_(std::move(s)) {}
+  /** `asgi`: the result is the ASGI event (websocket.receive / websocket.disconnect). */
+  WsRecvOp(std::shared_ptr<http::WsSession> s, bool asgi) : s_(std::move(s)), asgi_(asgi) {}
   void run() override {
     if (!s_->wait_ready([this] { complete(); })) complete();
   }
@@ -35,6 +39,7 @@ class WsRecvOp final : public Op {
 
  private:
   std::shared_ptr<http::WsSession> s_;
+  bool asgi_;
 };
 
 class WsDrainOp final : public Op {
@@ -67,11 +72,41 @@ PyObject* take_message(http::WsSession& s, bool& would_block) {
   return nullptr;
 }
 
+/** The ASGI event for what take_message() returned (stolen): websocket.receive with "text" or
+ *  "bytes", or websocket.disconnect with the close code and reason for None. */
+PyObject* asgi_event(PyObject* message, http::WsSession& s) {
+  if (!message) return nullptr;
+  static PyObject* k_type = PyUnicode_InternFromString("type");
+  static PyObject* k_text = PyUnicode_InternFromString("text");
+  static PyObject* k_bytes = PyUnicode_InternFromString("bytes");
+  static PyObject* k_code = PyUnicode_InternFromString("code");
+  static PyObject* k_reason = PyUnicode_InternFromString("reason");
+  static PyObject* t_receive = PyUnicode_InternFromString("websocket.receive");
+  static PyObject* t_disconnect = PyUnicode_InternFromString("websocket.disconnect");
+  PyObject* event = PyDict_New();
+  bool ok = event != nullptr;
+  if (ok && message != Py_None) {
+    ok = PyDict_SetItem(event, k_type, t_receive) == 0 &&
+         PyDict_SetItem(event, PyUnicode_Check(message) ? k_text : k_bytes, message) == 0;
+  } else if (ok) {
+    std::string reason = s.close_reason();
+    PyObject* code = PyLong_FromLong(s.close_code());
+    PyObject* why = PyUnicode_DecodeUTF8(reason.data(), static_cast<Py_ssize_t>(reason.size()), "replace");
+    ok = code && why && PyDict_SetItem(event, k_type, t_disconnect) == 0 && PyDict_SetItem(event, k_code, code) == 0 &&
+         PyDict_SetItem(event, k_reason, why) == 0;
+    Py_XDECREF(code);
+    Py_XDECREF(why);
+  }
+  Py_DECREF(message);
+  if (!ok) Py_CLEAR(event);
+  return event;
+}
+
 PyObject* WsRecvOp::result() {
   bool would_block;
   PyObject* r = take_message(*s_, would_block);
   if (would_block) PyErr_SetString(PyExc_RuntimeError, "WebSocket.receive() woke without a message");
-  return r;
+  return asgi_ && r ? asgi_event(r, *s_) : r;
 }
 
 PyObject* none_or_ready() {
@@ -103,12 +138,7 @@ bool clean(const std::string& s) {
 
 bool permessage_deflate_enabled(WsObject* self) { return self->deflate_ok; }
 
-PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
-  auto* self = reinterpret_cast<WsObject*>(o);
-  PyObject *subprotocol = Py_None, *headers = Py_None;
-  static const char* kwlist[] = {"subprotocol", "headers", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:accept", const_cast<char**>(kwlist), &subprotocol, &headers))
-    return nullptr;
+PyObject* accept(WsObject* self, PyObject* subprotocol, PyObject* headers) {
   if (self->accepted || self->denied) {
     PyErr_SetString(PyExc_RuntimeError, "WebSocket.accept(): the handshake was already answered");
     return nullptr;
@@ -165,6 +195,14 @@ PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
   return none_or_ready();
 }
 
+PyObject* ws_accept(PyObject* o, PyObject* args, PyObject* kwargs) {
+  PyObject *subprotocol = Py_None, *headers = Py_None;
+  static const char* kwlist[] = {"subprotocol", "headers", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:accept", const_cast<char**>(kwlist), &subprotocol, &headers))
+    return nullptr;
+  return accept(reinterpret_cast<WsObject*>(o), subprotocol, headers);
+}
+
 bool require_open(WsObject* self) {
   if (!self->accepted) {
     PyErr_SetString(PyExc_RuntimeError, "WebSocket: call accept() first");
@@ -179,7 +217,7 @@ PyObject* ws_receive(PyObject* o, PyObject*) {
   bool would_block;
   PyObject* r = take_message(*self->session, would_block);
   if (!would_block) return coroutine_mode() ? make_ready(r) : r;
-  return start(new WsRecvOp(self->session));
+  return start(new WsRecvOp(self->session, false));
 }
 
 PyObject* ws_send(PyObject* o, PyObject* data) {
@@ -210,13 +248,7 @@ PyObject* ws_send(PyObject* o, PyObject* data) {
   return none_or_ready();
 }
 
-PyObject* ws_close(PyObject* o, PyObject* args, PyObject* kwargs) {
-  auto* self = reinterpret_cast<WsObject*>(o);
-  int code = 1000;
-  const char* reason = "";
-  static const char* kwlist[] = {"code", "reason", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|is:close", const_cast<char**>(kwlist), &code, &reason))
-    return nullptr;
+PyObject* close(WsObject* self, int code, const char* reason) {
   if (!self->accepted) {
     // Refusing the handshake: an HTTP 403, as the ASGI spec asks for a close before accept.
     if (!self->denied) {
@@ -232,6 +264,91 @@ PyObject* ws_close(PyObject* o, PyObject* args, PyObject* kwargs) {
   }
   self->session->close(static_cast<std::uint16_t>(code), reason);
   return none_or_ready();
+}
+
+PyObject* ws_close(PyObject* o, PyObject* args, PyObject* kwargs) {
+  int code = 1000;
+  const char* reason = "";
+  static const char* kwlist[] = {"code", "reason", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|is:close", const_cast<char**>(kwlist), &code, &reason))
+    return nullptr;
+  return close(reinterpret_cast<WsObject*>(o), code, reason);
+}
+
+// ---- the ASGI `websocket` scope's receive() and send() (python/puff/_asgi_ws.py passes them
+// to the app): ASGI events straight from the session, with no Python frame per message.
+
+PyObject* ws_asgi_receive(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  if (!self->asgi_connect_sent) {
+    self->asgi_connect_sent = true;
+    PyObject* event = Py_BuildValue("{s:s}", "type", "websocket.connect");
+    return event ? make_ready(event) : nullptr;
+  }
+  if (!self->accepted) {
+    PyErr_SetString(PyExc_RuntimeError, "ASGI websocket: receive() before websocket.accept or websocket.close");
+    return nullptr;
+  }
+  bool would_block;
+  PyObject* r = take_message(*self->session, would_block);
+  if (!would_block) return r ? make_ready(asgi_event(r, *self->session)) : nullptr;
+  return start(new WsRecvOp(self->session, true));
+}
+
+/** message.get(key), borrowed; null (no exception) when absent. */
+PyObject* field(PyObject* message, const char* key) { return PyDict_GetItemString(message, key); }
+
+PyObject* ws_asgi_send(PyObject* o, PyObject* message) {
+  auto* self = reinterpret_cast<WsObject*>(o);
+  PyObject* kind = PyDict_Check(message) ? field(message, "type") : nullptr;
+  const char* k = kind && PyUnicode_Check(kind) ? PyUnicode_AsUTF8(kind) : nullptr;
+  if (k && std::strcmp(k, "websocket.send") == 0) {
+    PyObject* data = field(message, "bytes");
+    if (!data || data == Py_None) data = field(message, "text");
+    if (!data || data == Py_None) {
+      PyErr_SetString(PyExc_ValueError, "ASGI websocket.send needs 'bytes' or 'text'");
+      return nullptr;
+    }
+    return ws_send(o, data);
+  }
+  if (k && std::strcmp(k, "websocket.accept") == 0) {
+    PyObject* subprotocol = field(message, "subprotocol");
+    PyObject* headers = field(message, "headers");
+    if (headers && PyObject_IsTrue(headers) != 1) headers = nullptr;  // [] or None: none
+    if (PyErr_Occurred()) return nullptr;
+    return accept(self, subprotocol ? subprotocol : Py_None, headers ? headers : Py_None);
+  }
+  if (k && std::strcmp(k, "websocket.close") == 0) {
+    PyObject* code_obj = field(message, "code");
+    PyObject* reason_obj = field(message, "reason");
+    long code = 1000;
+    if (code_obj && code_obj != Py_None) {
+      code = PyLong_AsLong(code_obj);
+      if (code == -1 && PyErr_Occurred()) return nullptr;
+      if (code < 0 || code > 65535) {
+        PyErr_Format(PyExc_ValueError, "WebSocket.close(): invalid close code %ld", code);
+        return nullptr;
+      }
+    }
+    const char* reason = "";
+    if (reason_obj && reason_obj != Py_None) {
+      reason = PyUnicode_Check(reason_obj) ? PyUnicode_AsUTF8(reason_obj) : nullptr;
+      if (!reason) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI websocket.close: 'reason' must be a str");
+        return nullptr;
+      }
+    }
+    PyObject* r = close(self, static_cast<int>(code), reason);
+    if (r) self->asgi_app_closed = true;
+    return r;
+  }
+  if (PyErr_Occurred()) return nullptr;
+  PyObject* shown = kind ? PyObject_Repr(kind) : PyUnicode_FromString("None");
+  if (shown) {
+    PyErr_Format(PyExc_ValueError, "unexpected ASGI message %U for a websocket connection", shown);
+    Py_DECREF(shown);
+  }
+  return nullptr;
 }
 
 PyObject* ws_get_close_code(PyObject* o, void*) {
@@ -270,6 +387,10 @@ PyObject* ws_get_subprotocols(PyObject* o, void*) {
 
 PyObject* ws_get_accepted(PyObject* o, void*) { return PyBool_FromLong(reinterpret_cast<WsObject*>(o)->accepted); }
 
+PyObject* ws_get_asgi_app_closed(PyObject* o, void*) {
+  return PyBool_FromLong(reinterpret_cast<WsObject*>(o)->asgi_app_closed);
+}
+
 void ws_dealloc(PyObject* o) {
   auto* self = reinterpret_cast<WsObject*>(o);
   if (self->session) self->session->close(1000, "");  // the application is done with it
@@ -285,6 +406,8 @@ PyMethodDef ws_methods[] = {
     {"send", ws_send, METH_O, "send(str | bytes): a text or binary message."},
     {"close", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ws_close)), METH_VARARGS | METH_KEYWORDS,
      "close(code=1000, reason=''): before accept(), refuses the handshake with 403."},
+    {"asgi_receive", ws_asgi_receive, METH_NOARGS, "The ASGI websocket scope's receive()."},
+    {"asgi_send", ws_asgi_send, METH_O, "The ASGI websocket scope's send(message)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -293,6 +416,7 @@ PyGetSetDef ws_getset[] = {
     {"close_reason", ws_get_close_reason, nullptr, "The peer's close reason.", nullptr},
     {"subprotocols", ws_get_subprotocols, nullptr, "Subprotocols the client offered.", nullptr},
     {"accepted", ws_get_accepted, nullptr, "accept() was called.", nullptr},
+    {"asgi_app_closed", ws_get_asgi_app_closed, nullptr, "The ASGI app sent websocket.close.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -317,6 +441,7 @@ PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessa
   new (&self->session) std::shared_ptr<http::WsSession>();
   self->accepted = self->denied = false;
   self->deflate_ok = permessage_deflate;
+  self->asgi_connect_sent = self->asgi_app_closed = false;
   return reinterpret_cast<PyObject*>(self);
 }
 

@@ -95,6 +95,48 @@ def test_client_close_code_reaches_the_app():
     assert serve(app, check) == [{"type": "websocket.disconnect", "code": 4000, "reason": "bye"}]
 
 
+def test_asgi_events_misused_get_clear_errors_and_the_connection_goes_on():
+    """receive() before accept, unknown or incomplete send() events: each raises a clear error
+    in the app; the connection stays usable. A close event with code and reason None is 1000."""
+
+    async def app(scope, receive, send):
+        assert await receive() == {"type": "websocket.connect"}
+        errors = []
+        try:
+            await receive()
+        except RuntimeError as e:
+            errors.append(str(e))
+        await send({"type": "websocket.accept", "subprotocol": None, "headers": None})
+        for bad in ({"type": "websocket.nope"}, {"type": "websocket.send"}, {"type": "websocket.send", "text": None},
+                    "not a dict", {"type": "websocket.close", "code": 70000}):
+            try:
+                await send(bad)
+            except (ValueError, TypeError) as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        for e in errors:
+            await send({"type": "websocket.send", "text": e})
+        assert await receive() == {"type": "websocket.receive", "bytes": b"\x00bin"}
+        await send({"type": "websocket.close", "code": None, "reason": None})
+
+    async def check(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:
+            got = [await c.recv() for _ in range(6)]
+            await c.send(b"\x00bin")
+            await c.wait_closed()
+            return got, c.close_code
+
+    got, code = serve(app, check)
+    assert got == [
+        "ASGI websocket: receive() before websocket.accept or websocket.close",
+        "ValueError: unexpected ASGI message 'websocket.nope' for a websocket connection",
+        "ValueError: ASGI websocket.send needs 'bytes' or 'text'",
+        "ValueError: ASGI websocket.send needs 'bytes' or 'text'",
+        "ValueError: unexpected ASGI message None for a websocket connection",
+        "ValueError: WebSocket.close(): invalid close code 70000",
+    ]
+    assert code == 1000
+
+
 def test_refused_handshake_is_403():
     async def app(scope, receive, send):
         await receive()
