@@ -2,6 +2,7 @@
 (asyncio streams on the same loop), in process."""
 
 import asyncio
+import copy
 import types
 
 import pytest
@@ -96,27 +97,41 @@ def test_request_body_in_one_and_in_many_messages():
 
 
 def test_scope_fields_and_duplicate_headers():
-    seen = {}
+    scopes = []
 
     async def app(scope, receive, send):
-        seen.update(scope)
+        scopes.append(dict(scope, extensions=copy.deepcopy(scope["extensions"])))
+        scope["extensions"]["http.response.pathsend"]["written-by-the-app"] = True  # must not leak
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body"})
 
     async def check(port):
-        return await request(
+        first = await request(
             port,
             b"GET /a%20b/c?x=1&y=%2F HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nx-dup: 2\r\nUser-Agent: UA\r\n\r\n",
         )
+        second = await request(port, b"PURGE /%E2%82%AC HTTP/1.0\r\n\r\n", read_until_close=True)
+        return first, second
 
-    resp = serve(app, check)
-    assert resp.startswith(b"HTTP/1.1 204")
-    assert seen["type"] == "http" and seen["asgi"]["version"] == "3.0"
+    first, second = serve(app, check)
+    assert first.startswith(b"HTTP/1.1 204") and second.startswith(b"HTTP/1.0 204")
+    seen, other = scopes
+    assert set(seen) == {"type", "asgi", "http_version", "method", "scheme", "path", "raw_path", "query_string",
+                         "root_path", "server", "client", "headers", "extensions"}
+    assert seen["type"] == "http" and seen["asgi"] == {"version": "3.0", "spec_version": "2.3"}
     assert seen["http_version"] == "1.1" and seen["method"] == "GET" and seen["scheme"] == "http"
     assert seen["path"] == "/a b/c" and seen["raw_path"] == b"/a%20b/c" and seen["query_string"] == b"x=1&y=%2F"
+    assert seen["root_path"] == ""
     assert seen["server"][0] == "127.0.0.1" and seen["client"][0] == "127.0.0.1"
+    assert isinstance(seen["server"], tuple) and isinstance(seen["client"][1], int)
     assert [h for h in seen["headers"] if h[0] == b"x-dup"] == [(b"x-dup", b"1"), (b"x-dup", b"2")]
     assert (b"user-agent", b"UA") in seen["headers"]
+    assert all(type(n) is bytes and type(v) is bytes and n == n.lower() for n, v in seen["headers"])
+    # A method outside the common ones, HTTP/1.0, a percent-encoded UTF-8 path, no query, no headers.
+    assert other["method"] == "PURGE" and other["http_version"] == "1.0"
+    assert other["path"] == "/\u20ac" and other["raw_path"] == b"/%E2%82%AC" and other["query_string"] == b""
+    assert other["headers"] == []
+    assert other["extensions"] == {"http.response.pathsend": {}}  # the first request's write stayed its own
 
 
 def test_streamed_response_is_chunked_and_declared_length_is_kept():
