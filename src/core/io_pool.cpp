@@ -286,6 +286,9 @@ namespace {
 
 struct PostBatch {
   bool open = false;
+  /** One group per executor posted to this round. Groups outlive the round with their lists
+   *  emptied, so a list does not grow again from nothing every round (64 responses a round
+   *  regrew it through six allocations, the larger ones consolidating malloc's fast bins). */
   std::vector<std::pair<asio::any_io_executor, std::vector<std::function<void()>>>> groups;
 };
 
@@ -310,14 +313,17 @@ void post_batched(const asio::any_io_executor& ex, std::function<void()> fn) {
     post_io(ex, std::move(fn));
     return;
   }
+  decltype(b.groups)::value_type* spare = nullptr;
   for (auto& g : b.groups) {
     if (g.first == ex) {
       g.second.push_back(std::move(fn));
       return;
     }
+    if (!spare && g.second.empty()) spare = &g;
   }
-  b.groups.emplace_back(ex, std::vector<std::function<void()>>{});
-  b.groups.back().second.push_back(std::move(fn));
+  if (!spare) spare = &b.groups.emplace_back();
+  spare->first = ex;
+  spare->second.push_back(std::move(fn));
 }
 
 void open_post_batch() noexcept { t_batch.open = true; }
@@ -346,9 +352,11 @@ void flush_post_batch() {
   std::vector<std::pair<asio::any_io_executor, std::vector<std::function<void()>>>> groups;
   groups.swap(b.groups);
   for (auto& g : groups) {
+    if (g.second.empty()) continue;  // kept from an earlier round
     if (t_own_loop && g.first == asio::any_io_executor(t_own_loop->get_executor()) &&
         !t_own_loop->get_executor().running_in_this_thread()) {
       for (auto& f : g.second) run_reporting(f);
+      g.second.clear();
       // What they finished at once (a write the socket took whole) completes in the loop.
       run_reporting([] { t_own_loop->poll(); });
       continue;
@@ -360,9 +368,9 @@ void flush_post_batch() {
         for (auto& f : fns) f();
       });
     }
+    g.second.clear();  // valid after the move: empty, ready for the next round
   }
-  groups.clear();
-  if (b.groups.empty()) b.groups.swap(groups);  // keep the capacity for the next round
+  if (b.groups.empty()) b.groups.swap(groups);  // keep the groups and their capacity
 }
 
 }  // namespace puff::core

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using puff::core::IoPool;
@@ -277,4 +279,41 @@ TEST(PostBatch, PostsToTheOwnersLoopRunAtFlushOthersArePosted) {
   pool.use_driven(+1);
   EXPECT_TRUE(eventually([&] { return pool.poll_driven() > 0 || late.load(); }));
   EXPECT_TRUE(late.load());
+}
+
+TEST(PostBatch, GroupsKeptAcrossRoundsDeliverEveryPostOnceInOrder) {
+  // A round's groups stay (emptied) for the next rounds and are reused for other executors:
+  // every post still runs once, in order, on the executor it was made for.
+  IoPool pool(2);
+  std::vector<int> own;
+  std::mutex m;
+  std::vector<std::pair<int, int>> io;  // (context, value)
+  for (int round = 0; round < 6; ++round) {
+    puff::core::open_post_batch();
+    if (round % 2 == 0) {
+      for (int i = 0; i < 70; ++i)
+        puff::core::post_batched(pool.driven().get_executor(), [&own, round, i] { own.push_back(round * 100 + i); });
+    }
+    int ctx = round % 3 == 2 ? 1 : 0;  // rounds 2 and 5 use the other I/O thread only
+    for (int i = 0; i < 3; ++i) {
+      puff::core::post_batched(pool.context(ctx).get_executor(), [&, ctx, round, i] {
+        std::lock_guard<std::mutex> l(m);
+        io.emplace_back(ctx, round * 100 + i);
+      });
+    }
+    puff::core::flush_post_batch();
+  }
+  std::vector<int> want_own;
+  for (int round : {0, 2, 4})
+    for (int i = 0; i < 70; ++i) want_own.push_back(round * 100 + i);
+  EXPECT_EQ(own, want_own);
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> l(m);
+    return io.size() == 18;
+  }));
+  std::lock_guard<std::mutex> l(m);
+  std::vector<int> by_ctx[2];
+  for (auto [ctx, v] : io) by_ctx[ctx].push_back(v);
+  EXPECT_EQ(by_ctx[0], (std::vector<int>{0, 1, 2, 100, 101, 102, 300, 301, 302, 400, 401, 402}));
+  EXPECT_EQ(by_ctx[1], (std::vector<int>{200, 201, 202, 500, 501, 502}));
 }
