@@ -441,8 +441,36 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       bufs_.emplace_back(v.data(), v.size());
       total += v.size();
     }
-    t_->write(bufs_, [self = shared_from_this(), total](const error_code& ec, std::size_t n) {
-      self->on_written(ec, n, total);
+    start_write(total);
+  }
+
+  /** Writes bufs_ (`total` bytes): at once when the socket takes it all, which saves an Asio
+   *  operation and a trip through the loop per response; what it does not take goes through
+   *  an asynchronous write. A response finished at once may start the next one (pipelined
+   *  requests answered natively): that one goes asynchronously, so the stack stays flat. */
+  void start_write(std::size_t total) {
+    std::size_t done = 0;
+    if (!in_sync_write_) {
+      error_code ec;
+      done = t_->try_write(bufs_, ec);
+      if (!ec && done == total) {
+        in_sync_write_ = true;
+        on_written(ec, done, total);
+        in_sync_write_ = false;
+        return;
+      }
+      if (ec && ec != asio::error::would_block && ec != asio::error::operation_not_supported) {
+        on_written(ec, 0, total);
+        return;
+      }
+      std::size_t skip = done;  // drop the bytes the socket took
+      std::size_t i = 0;
+      while (i < bufs_.size() && skip >= bufs_[i].size()) skip -= bufs_[i++].size();
+      bufs_.erase(bufs_.begin(), bufs_.begin() + static_cast<std::ptrdiff_t>(i));
+      if (skip > 0) bufs_.front() += skip;
+    }
+    t_->write(bufs_, [self = shared_from_this(), total, done](const error_code& ec, std::size_t n) {
+      self->on_written(ec, done + n, total);
     });
   }
 
@@ -677,6 +705,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   bool aborting_ = false;  // the application aborted: write what it queued, then close
   std::vector<asio::const_buffer> bufs_;
   bool reading_ = false, writing_ = false, closed_ = false, stopping_ = false;
+  bool in_sync_write_ = false;  // inside on_written() of a write that completed at once
   bool timer_idle_ = false, response_done_ = false, broken_ = false, closing_after_error_ = false;
   bool served_any_ = false;
   bool peer_eof_ = false;  // the client half-closed: no more reads, close after the response

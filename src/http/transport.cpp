@@ -9,7 +9,10 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <cerrno>
+#include <iterator>
 #include <stdexcept>
 
 namespace puff::http {
@@ -34,6 +37,25 @@ class PlainTransport final : public Transport {
   }
   void write(const std::vector<asio::const_buffer>& bufs, IoHandler h) override {
     asio::async_write(s_, bufs, std::move(h));
+  }
+  std::size_t try_write(const std::vector<asio::const_buffer>& bufs, error_code& ec) override {
+    iovec iov[64];
+    std::size_t n = bufs.size() < std::size(iov) ? bufs.size() : std::size(iov);
+    for (std::size_t i = 0; i < n; ++i) iov[i] = {const_cast<void*>(bufs[i].data()), bufs[i].size()};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    for (;;) {
+      ssize_t r = ::sendmsg(s_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (r >= 0) {
+        ec.clear();
+        return static_cast<std::size_t>(r);
+      }
+      if (errno == EINTR) continue;
+      ec = errno == EAGAIN || errno == EWOULDBLOCK ? error_code(asio::error::would_block)
+                                                   : error_code(errno, boost::system::system_category());
+      return 0;
+    }
   }
   void shutdown_send() override {
     error_code ec;
@@ -116,6 +138,11 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 }
 
 }  // namespace
+
+std::size_t Transport::try_write(const std::vector<asio::const_buffer>&, error_code& ec) {
+  ec = asio::error::operation_not_supported;
+  return 0;
+}
 
 void socket_addresses(int fd, std::string& peer, std::uint16_t& peer_port, std::string& local,
                       std::uint16_t& local_port) {

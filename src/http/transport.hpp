@@ -25,6 +25,10 @@ class Transport {
   virtual void read_some(char* data, std::size_t size, IoHandler h) = 0;
   /** Writes every byte of `bufs` (which must stay valid until `h` runs). */
   virtual void write(const std::vector<boost::asio::const_buffer>& bufs, IoHandler h) = 0;
+  /** Writes what the socket takes now, without waiting: the bytes written (from the start of
+   *  `bufs`); `ec` would_block when it took none, operation_not_supported when this transport
+   *  cannot (TLS), or the socket's error. */
+  virtual std::size_t try_write(const std::vector<boost::asio::const_buffer>& bufs, boost::system::error_code& ec);
   /** Ends the sending side (TLS: close_notify is skipped; the socket's FIN is sent). */
   virtual void shutdown_send() = 0;
   virtual void close() = 0;

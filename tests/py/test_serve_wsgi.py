@@ -257,6 +257,23 @@ def test_100mb_response_to_a_slow_reader_keeps_memory_bounded(server):
     assert wait_until(lambda: server.get("/closed?id=big1")[2] == b"yes", timeout=5)
 
 
+def test_large_body_arrives_intact_to_a_reader_that_waits(server):
+    """The socket takes part of a write (the client is not reading yet and its window is
+    full): the rest goes out later from the right byte, across the pieces written together."""
+    import serve_apps.wsgi_app as wsgi_app
+    expected = b"".join(wsgi_app.varied_chunks(8))
+    with server.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        s.sendall(b"GET /big?mb=8&varied=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)  # the server's writes fill both socket buffers and stop part-way
+        data = bytearray()
+        while chunk := s.recv(1 << 20):
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: %d" % len(expected) in head
+    assert len(body) == len(expected) and body == expected
+
+
 @pytest.mark.parametrize("mode", ["chunked", "length", "write", "single", "short"])
 def test_large_bodies_arrive_intact_in_every_framing(server, mode):
     # Large bytes chunks are lent to the socket without a copy; small ones are copied. Mixed in

@@ -117,11 +117,27 @@ def stream_view(environ, start_response):
 
 def big_view(environ, start_response):
     mb = int(_q(environ, "mb", "100"))
+    if _q(environ, "varied", ""):  # distinct chunks of uneven sizes, to check every byte's place
+        chunks = varied_chunks(mb)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(sum(map(len, chunks))))])
+        return Recorded(environ, iter(chunks))
     chunk = b"x" * 65536
     count = mb * 16
     start_response("200 OK", [("Content-Type", "application/octet-stream"),
                               ("Content-Length", str(count * len(chunk)))])
     return Recorded(environ, (chunk for _ in range(count)))
+
+
+def varied_chunks(mb):
+    """About `mb` MiB in chunks of 1 byte to 100 KiB, each filled with its own byte value."""
+    chunks, total, i = [], 0, 0
+    while total < mb * 1024 * 1024:
+        size = (i * 7919) % 100000 + 1
+        chunks.append(bytes([i % 251]) * size)
+        total += size
+        i += 1
+    return chunks
 
 
 def large_parts():
