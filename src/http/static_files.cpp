@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "core/task_pool.hpp"
 #include "http/http1_parser.hpp"
@@ -153,14 +156,19 @@ std::optional<std::string> resolve(const std::string& root, const std::string& r
   return real;
 }
 
-/** Answers GET/HEAD for an open regular file: 304/412 from the preconditions, 416, 206 for one
- *  range, else 200. Takes `fd` (closed here, or by the FileSender streaming the body). */
-void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, const struct stat& st,
-               const std::string& file) {
+/** What a response is made from: an open regular file, or a small file's cached copy. */
+struct FileSource {
+  int fd = -1;                                    // owned: closed by send_file (or its FileSender)
+  std::shared_ptr<const StaticFiles::Cached> mem;  // or the file in memory
+};
+
+/** Answers GET/HEAD for a regular file: 304/412 from the preconditions, 416, 206 for one range,
+ *  else 200. Takes the source's descriptor (closed here, or by the FileSender streaming it). */
+void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const StaticFiles::Cached& f, FileSource src) {
+  int fd = src.fd;
   bool head = ex->method == "HEAD";
-  FileStamp stamp{static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-                  static_cast<std::uint64_t>(st.st_ino)};
-  std::string etag = make_etag(stamp), last_modified = http_date(stamp.mtime_sec);
+  const FileStamp& stamp = f.stamp;
+  const std::string &etag = f.etag, &last_modified = f.last_modified;
   std::string cache_control = cfg.max_age ? "max-age=" + std::to_string(*cfg.max_age) : std::string();
   // The fields a 200 would carry that a 304 must repeat (RFC 9110 §15.4.5); an empty one is skipped.
   Fields validators = {{"ETag", etag}, {"Last-Modified", last_modified}, {"Cache-Control", cache_control}};
@@ -173,7 +181,7 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
   c.if_unmodified_since = header(*ex, "if-unmodified-since");
   Precondition pre = evaluate_preconditions(c, etag, stamp.mtime_sec);
   if (pre != Precondition::Proceed) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     if (pre == Precondition::NotModified) {
       reply(*ex, 304, validators);
     } else {
@@ -192,7 +200,7 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
     rr = parse_range(*range_field, stamp.size, range);
   }
   if (rr == RangeResult::Unsatisfiable) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     std::string unsatisfied = "bytes */" + std::to_string(stamp.size);
     reply_error(*ex, 416, {{"Content-Range", unsatisfied}, {"ETag", etag}, {"Last-Modified", last_modified}});
     return;
@@ -203,7 +211,7 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
   for (const auto& [name, value] : validators) {
     if (!value.empty()) w.add_header(name, value);
   }
-  w.add_header("Content-Type", content_type_for(file));
+  w.add_header("Content-Type", f.content_type);
   w.add_header("Accept-Ranges", "bytes");
   w.add_header("X-Content-Type-Options", "nosniff");
   std::uint64_t length = stamp.size;
@@ -213,8 +221,9 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
                                       std::to_string(stamp.size));
   }
   std::string out = w.head(static_cast<long long>(length));
-  if (head || length == 0) {
-    ::close(fd);
+  if (head || length == 0 || src.mem) {
+    if (fd >= 0) ::close(fd);
+    if (!head && length > 0) w.frame(out, src.mem->body.data() + range.first, static_cast<std::size_t>(length));
     out += w.finish();
     ex->write(std::move(out), true);
     return;
@@ -228,6 +237,21 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, int fd, con
   }
   std::make_shared<FileSender>(std::move(ex), std::move(w), fd, range.first, length)->start(std::move(out));
 }
+
+/** Reads exactly `size` bytes from the start of `fd` into `out`; false if the file is shorter. */
+bool read_whole(int fd, std::uint64_t size, std::string& out) {
+  out.resize(static_cast<std::size_t>(size));
+  std::size_t got = 0;
+  while (got < out.size()) {
+    ssize_t r = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+std::string cache_key(const std::string& rel, bool dir_request) { return dir_request ? rel + "/" : rel; }
 
 /** Answers one request under `m`'s prefix (`rest`: the path after it). Blocking-I/O pool. */
 void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) {
@@ -261,7 +285,21 @@ void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::strin
     reply_error(*ex, 404);
     return;
   }
-  send_file(m.cfg, std::move(ex), fd, st, *file);
+  auto info = std::make_shared<StaticFiles::Cached>();
+  info->stamp = FileStamp{static_cast<std::uint64_t>(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                          static_cast<std::uint64_t>(st.st_ino)};
+  info->etag = make_etag(info->stamp);
+  info->last_modified = http_date(info->stamp.mtime_sec);
+  info->content_type = content_type_for(*file);
+  FileSource src{fd, nullptr};
+  if (info->stamp.size <= StaticFiles::kCacheFileMax && read_whole(fd, info->stamp.size, info->body)) {
+    // Small: kept in memory, so the next requests for it are answered on the I/O thread.
+    ::close(fd);
+    src = FileSource{-1, info};
+    info->checked = std::chrono::steady_clock::now();
+    m.cache->put(cache_key(rel, dir_request), info);
+  }
+  send_file(m.cfg, std::move(ex), *info, std::move(src));
 }
 
 }  // namespace
@@ -278,7 +316,7 @@ StaticFiles::StaticFiles(std::vector<StaticMount> mounts, std::shared_ptr<Handle
       throw std::runtime_error("static directory '" + m.directory + "' does not exist or is not a directory");
     if (m.index.find('/') != std::string::npos)
       throw std::runtime_error("static index '" + m.index + "' must be a file name");
-    resolved.push_back({std::move(m), std::move(*root)});
+    resolved.push_back({std::move(m), std::move(*root), std::make_shared<FileCache>()});
   }
   std::stable_sort(resolved.begin(), resolved.end(),
                    [](const Mount& a, const Mount& b) { return a.cfg.prefix.size() > b.cfg.prefix.size(); });
@@ -290,6 +328,16 @@ void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
   for (const Mount& m : *mounts_) {
     std::string_view prefix = m.cfg.prefix;
     if (path.substr(0, prefix.size()) == prefix) {
+      if (ex->method == "GET" || ex->method == "HEAD") {
+        std::string rel;
+        bool dir_request = false;
+        if (decode_static_path(path.substr(prefix.size()), rel, dir_request) == PathCheck::Ok) {
+          if (auto hit = m.cache->find(cache_key(rel, dir_request), std::chrono::steady_clock::now())) {
+            send_file(m.cfg, std::move(ex), *hit, FileSource{-1, hit});
+            return;
+          }
+        }
+      }
       // `m` lives in *mounts and `rest` in ex->storage: the captured pointers keep both alive.
       core::post_blocking_io([mounts = mounts_, &m, ex = std::move(ex), rest = path.substr(prefix.size())]() mutable {
         serve(m, std::move(ex), rest);
@@ -303,6 +351,42 @@ void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
     }
   }
   next_->on_request(std::move(ex));
+}
+
+std::shared_ptr<const StaticFiles::Cached> StaticFiles::FileCache::find(const std::string& key,
+                                                                         std::chrono::steady_clock::time_point now) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return nullptr;
+  if (now - it->second->checked >= kCacheValid) return nullptr;  // the pool checks the file again
+  return it->second;
+}
+
+void StaticFiles::FileCache::put(const std::string& key, std::shared_ptr<const Cached> f) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto it = map_.find(key);
+  if (it != map_.end()) {
+    bytes_ -= it->second->body.size();
+    map_.erase(it);
+  }
+  if (bytes_ + f->body.size() > kCacheBytes) {
+    // Over budget: stale entries go first, then any (an entry in use stays alive for its request).
+    auto now = std::chrono::steady_clock::now();
+    for (auto i = map_.begin(); i != map_.end();) {
+      if (now - i->second->checked >= kCacheValid) {
+        bytes_ -= i->second->body.size();
+        i = map_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    while (!map_.empty() && bytes_ + f->body.size() > kCacheBytes) {
+      bytes_ -= map_.begin()->second->body.size();
+      map_.erase(map_.begin());
+    }
+  }
+  bytes_ += f->body.size();
+  map_.emplace(key, std::move(f));
 }
 
 }  // namespace puff::http

@@ -251,6 +251,56 @@ def test_big_file_streams_intact_with_bounded_memory(site):
 
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is installed by scripts/install-system-deps.sh")
+def test_small_files_come_from_memory_and_changes_show_within_a_second(site):
+    """Small files are kept in memory and checked again at most a second later: a change on
+    disk (new bytes, new ETag), a deletion (404) and a replacement by a symlink out of the root
+    (404) each show within that second and a bit."""
+
+    def fetch_until(port, path, want_status, want_body=None, deadline=3.0):
+        end = time.monotonic() + deadline
+        while True:
+            status, headers, body = get(port, path)
+            if status == want_status and (want_body is None or body == want_body):
+                return time.monotonic(), headers
+            assert time.monotonic() < end, (status, body)
+            time.sleep(0.05)
+
+    def check(port):
+        results = {}
+        status, headers, body = get(port, "/static/a.txt")
+        assert status == 200 and body == b"0123456789abcdefghij"
+        # From memory: the same validators, and ranges, 304 and HEAD as from the disk.
+        assert get(port, "/static/a.txt")[1]["etag"] == headers["etag"]
+        status, h, body = get(port, "/static/a.txt", headers={"Range": "bytes=5-9"})
+        assert status == 206 and body == b"56789" and h["content-range"] == "bytes 5-9/20"
+        assert get(port, "/static/a.txt", headers={"If-None-Match": headers["etag"]})[0] == 304
+        status, h, body = get(port, "/static/a.txt", method="HEAD")
+        assert status == 200 and body == b"" and h["content-length"] == "20"
+
+        changed = time.monotonic()
+        (site / "a.txt").write_bytes(b"new content, longer than before")
+        seen, h = fetch_until(port, "/static/a.txt", 200, b"new content, longer than before")
+        results["change"] = seen - changed
+        assert h["etag"] != headers["etag"] and h["content-length"] == "31"
+
+        get(port, "/static/style.css")
+        removed = time.monotonic()
+        (site / "style.css").unlink()
+        seen, _ = fetch_until(port, "/static/style.css", 404)
+        results["delete"] = seen - removed
+
+        get(port, "/static/sub/")
+        (site / "sub" / "index.html").unlink()
+        os.symlink(site.parent / "secret.txt", site / "sub" / "index.html")
+        replaced = time.monotonic()
+        seen, _ = fetch_until(port, "/static/sub/", 404)
+        results["symlink"] = seen - replaced
+        return results
+
+    results = serve(check, static_opts(site))
+    assert all(t < 2.0 for t in results.values()), results
+
+
 def test_static_over_http2(site):
     data = os.urandom(3 * 1024 * 1024 + 5)
     (site / "mid.bin").write_bytes(data)

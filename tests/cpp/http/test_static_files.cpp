@@ -1,11 +1,15 @@
 // The pure rules behind static files (http/static_rules.hpp): paths and traversal, Content-Type,
-// validators and conditional requests, byte ranges. The handler itself is tested end to end in
-// tests/py/test_static_cors.py.
+// validators and conditional requests, byte ranges; and the small-file cache. The handler itself
+// is tested end to end in tests/py/test_static_cors.py.
 #include "http/static_rules.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <memory>
 #include <string>
+
+#include "http/static_files.hpp"
 
 using namespace puff::http;
 
@@ -231,4 +235,50 @@ TEST(StaticRange, IfRange) {
   EXPECT_TRUE(if_range_matches("Sun, 06 Nov 1994 08:49:37 GMT", e, kStamp.mtime_sec));
   EXPECT_FALSE(if_range_matches("Sun, 06 Nov 1994 08:49:38 GMT", e, kStamp.mtime_sec));
   EXPECT_FALSE(if_range_matches("garbage", e, kStamp.mtime_sec));
+}
+
+// ---- the small-file cache ------------------------------------------------------------------------------
+
+namespace {
+
+std::shared_ptr<StaticFiles::Cached> cached(std::size_t bytes, char fill) {
+  auto c = std::make_shared<StaticFiles::Cached>();
+  c->body.assign(bytes, fill);
+  c->checked = std::chrono::steady_clock::now();
+  return c;
+}
+
+std::string key(std::size_t i) {  // not "f" + to_string(i): GCC 12 warns falsely (-Wrestrict)
+  std::string k = "f";
+  k += std::to_string(i);
+  return k;
+}
+
+}  // namespace
+
+TEST(StaticCache, AnEntryIsFoundOnlyWhileFresh) {
+  StaticFiles::FileCache cache;
+  auto now = std::chrono::steady_clock::now();
+  EXPECT_EQ(cache.find("a.txt", now), nullptr);
+  auto a = cached(10, 'a');
+  cache.put("a.txt", a);
+  EXPECT_EQ(cache.find("a.txt", a->checked), a);
+  EXPECT_EQ(cache.find("a.txt", a->checked + StaticFiles::kCacheValid - std::chrono::milliseconds(1)), a);
+  EXPECT_EQ(cache.find("a.txt", a->checked + StaticFiles::kCacheValid), nullptr);  // checked again
+  EXPECT_EQ(cache.find("sub/", a->checked), nullptr);
+  auto newer = cached(12, 'b');
+  cache.put("a.txt", newer);  // a refresh replaces the entry
+  EXPECT_EQ(cache.find("a.txt", newer->checked), newer);
+}
+
+TEST(StaticCache, StaysWithinItsBudget) {
+  StaticFiles::FileCache cache;
+  constexpr std::size_t kEntry = StaticFiles::kCacheFileMax;
+  constexpr std::size_t kFit = StaticFiles::kCacheBytes / kEntry;
+  for (std::size_t i = 0; i < kFit + 10; ++i) cache.put(key(i), cached(kEntry, 'x'));
+  auto now = std::chrono::steady_clock::now();
+  std::size_t found = 0;
+  for (std::size_t i = 0; i < kFit + 10; ++i) found += cache.find(key(i), now) != nullptr;
+  EXPECT_EQ(found, kFit);  // older entries made room; the newest one is always kept
+  EXPECT_NE(cache.find(key(kFit + 9), now), nullptr);
 }
