@@ -29,13 +29,15 @@ class Contender:
     loads: FrozenSet[str]  # the scenario loads it can take: "wrk", "h2load", "ws"
     argv: Callable[[Scenario, str, int, int], List[str]]  # (scenario, host, port, workers)
     note: str = ""  # shown under the table: how the server was configured
+    static: bool = False  # has a native static-file route (the static_small scenario)
 
     def serves(self, s: Scenario) -> bool:
-        return s.interface in self.interfaces and s.load in self.loads
+        return s.interface in self.interfaces and s.load in self.loads and (self.static or not s.static)
 
 
 def _puff(s: Scenario, host: str, port: int, workers: int) -> List[str]:
-    return [_bin("puff"), "serve", f"--{s.interface}", s.app, "--bind", f"{host}:{port}",
+    config = ["--config", "static.toml"] if s.static else []  # [[static]] /static/ -> static/
+    return [_bin("puff"), *config, "serve", f"--{s.interface}", s.app, "--bind", f"{host}:{port}",
             "--workers", str(workers)]
 
 
@@ -47,6 +49,8 @@ def _granian(s: Scenario, host: str, port: int, workers: int) -> List[str]:
         argv += ["--loop", "uvloop"]
     if s.load != "ws":
         argv.append("--no-ws")
+    if s.static:
+        argv += ["--static-path-mount", "static", "--static-path-route", "/static"]
     return argv + [s.app]
 
 
@@ -85,9 +89,10 @@ _WSGI, _ASGI, _BOTH = frozenset({"wsgi"}), frozenset({"asgi"}), frozenset({"wsgi
 _H1 = frozenset({"wrk"})
 
 CONTENDERS = [
-    Contender("puff", _BOTH, frozenset({"wrk", "h2load", "ws"}), _puff),
+    Contender("puff", _BOTH, frozenset({"wrk", "h2load", "ws"}), _puff, static=True),
     Contender("granian", _BOTH, frozenset({"wrk", "h2load", "ws"}), _granian,
-              "granian --interface wsgi|asgi --http 1 (2 for HTTP/2), uvloop for ASGI"),
+              "granian --interface wsgi|asgi --http 1 (2 for HTTP/2), uvloop for ASGI; "
+              "--static-path-mount static for static_small", static=True),
     Contender("socketify", _BOTH, frozenset({"wrk", "ws"}), _socketify,
               "python -m socketify --interface wsgi|asgi (its WSGI/ASGI adapters)"),
     Contender("uvicorn", _BOTH, frozenset({"wrk", "ws"}), _uvicorn,

@@ -20,10 +20,10 @@ H2_CONNECTIONS, H2_STREAMS = 8, 10
 WS_CONNECTIONS, WS_MESSAGE_BYTES = 16, 32
 
 
-def wrk_argv(host: str, port: int, seconds: float) -> List[str]:
+def wrk_argv(host: str, port: int, seconds: float, path: str = "/") -> List[str]:
     # wrk takes whole seconds only
     return ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-            "-s", WRK_SCRIPT, f"http://{host}:{port}/"]
+            "-s", WRK_SCRIPT, f"http://{host}:{port}{path}"]
 
 
 def h2load_argv(host: str, port: int, seconds: float, log_file: str) -> List[str]:
@@ -84,10 +84,10 @@ def h2_probe(host: str, port: int) -> Optional[str]:
     return "no HTTP/2 answer (h2c prior knowledge): " + _first_problem(out + err)
 
 
-def run_wrk(host: str, port: int, seconds: float, close_delimited: bool = False) -> Dict:
+def run_wrk(host: str, port: int, seconds: float, close_delimited: bool = False, path: str = "/") -> Dict:
     """close_delimited: the server ends bodies by closing the connection, which wrk counts as
     a read error per response; those are then reported as eof_bodies, not as errors."""
-    rc, out, err, cpu = _run(wrk_argv(host, port, seconds), seconds + 30)
+    rc, out, err, cpu = _run(wrk_argv(host, port, seconds, path), seconds + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith("{")), None)
     if line is None:
         raise LoadError(f"wrk exited {rc}: {_oneline(err or out)}")

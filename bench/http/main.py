@@ -81,7 +81,7 @@ def config() -> Dict:
 def drive(s: Scenario, port: int, seconds: float, cfg: Dict, head: Dict) -> Dict:
     if s.load == "wrk":
         framed = "content-length" in head or "chunked" in head.get("transfer-encoding", "")
-        return load.run_wrk(HOST, port, seconds, close_delimited=not framed)
+        return load.run_wrk(HOST, port, seconds, close_delimited=not framed, path=s.path)
     if s.load == "h2load":
         return load.run_h2load(HOST, port, seconds)
     return load.run_ws(cfg["ws_client"], HOST, port, seconds)

@@ -19,6 +19,8 @@ class Scenario:
     load: str  # "wrk" (HTTP/1.1) | "h2load" (HTTP/2 cleartext) | "ws" (WebSocket echo)
     unit: str  # what the headline number counts: "req/s", "MB/s" or "msg/s"
     body_bytes: Optional[int] = None  # for MB/s: the body of one response
+    path: str = "/"  # what the load generator asks for
+    static: bool = False  # served by the server's own static-file route (static/ here)
 
 
 MIB = 1 << 20
@@ -38,6 +40,11 @@ SCENARIOS = [
              "apps.asgi_ws_echo:app", "ws", "msg/s"),
     Scenario("h2_hello", "HTTP/2 bare ASGI hello, 10 streams per connection", "asgi",
              "apps.asgi_hello:app", "h2load", "req/s"),
+    # Not one of the issue's scenarios: the servers' native static-file routes (static/hello.txt,
+    # no Python). Puff's figure is also about the most this load generator gets from any server
+    # on the machine, the ceiling the hello rows are measured against.
+    Scenario("static_small", "13-byte static file (native route, no Python)", "asgi",
+             "apps.asgi_hello:app", "wrk", "req/s", path="/static/hello.txt", static=True),
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -77,7 +77,8 @@ def _parser(name: str) -> argparse.ArgumentParser:
                    "CPUs, pin worker i (all its threads) to CPU i [env: PUFF_CPU_AFFINITY] [default: off]")
     p.add_argument("--http-thread", metavar="auto|python|io", help="python: each worker's Python "
                    "thread runs its connections itself; io: I/O threads run them and hand requests "
-                   "over; auto: python when workers >= CPUs [env: PUFF_HTTP_THREAD] [default: auto]")
+                   "over; auto: python when workers >= CPUs, else each new connection by the app's "
+                   "measured cost per request [env: PUFF_HTTP_THREAD] [default: auto]")
     p.add_argument("--reuse-port", nargs="?", const="true", metavar="BOOL",
                    help="accepted for compatibility: SO_REUSEPORT is always on [env: PUFF_REUSE_PORT]")
     return p
