@@ -454,6 +454,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       error_code ec;
       done = t_->try_write(bufs_, ec);
       if (!ec && done == total) {
+        auto self = shared_from_this();  // whatever the chain below closes, this stays valid
         in_sync_write_ = true;
         on_written(ec, done, total);
         in_sync_write_ = false;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -164,7 +165,8 @@ struct FileSource {
 
 /** Answers GET/HEAD for a regular file: 304/412 from the preconditions, 416, 206 for one range,
  *  else 200. Takes the source's descriptor (closed here, or by the FileSender streaming it). */
-void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const StaticFiles::Cached& f, FileSource src) {
+void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const StaticFiles::Cached& f, FileSource src,
+               bool on_io_thread = false) {
   int fd = src.fd;
   bool head = ex->method == "HEAD";
   const FileStamp& stamp = f.stamp;
@@ -223,6 +225,23 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const Stati
   std::string out = w.head(static_cast<long long>(length));
   if (head || length == 0 || src.mem) {
     if (fd >= 0) ::close(fd);
+    if (!head && length > 0 && on_io_thread && w.compressing() && length > StaticFiles::kInlineCompressMax) {
+      // gzip of a large body takes milliseconds: not on an I/O loop, where every connection waits.
+      struct Job {
+        std::shared_ptr<Exchange> ex;
+        ResponseWriter w;
+        std::string out;
+        std::shared_ptr<const StaticFiles::Cached> mem;
+        std::uint64_t first, length;
+      };
+      auto job = std::make_shared<Job>(Job{std::move(ex), std::move(w), std::move(out), src.mem, range.first, length});
+      core::post_blocking_io([job] {
+        job->w.frame(job->out, job->mem->body.data() + job->first, static_cast<std::size_t>(job->length));
+        job->out += job->w.finish();
+        job->ex->write(std::move(job->out), true);
+      });
+      return;
+    }
     if (!head && length > 0) w.frame(out, src.mem->body.data() + range.first, static_cast<std::size_t>(length));
     out += w.finish();
     ex->write(std::move(out), true);
@@ -255,6 +274,7 @@ std::string cache_key(const std::string& rel, bool dir_request) { return dir_req
 
 /** Answers one request under `m`'s prefix (`rest`: the path after it). Blocking-I/O pool. */
 void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::string_view rest) {
+  auto checked = std::chrono::steady_clock::now();  // before the file-system calls: what they saw is at least this fresh
   bool head = ex->method == "HEAD";
   if (ex->method != "GET" && !head) {
     reply_error(*ex, 405, {{"Allow", "GET, HEAD"}});
@@ -293,11 +313,13 @@ void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::strin
   info->content_type = content_type_for(*file);
   FileSource src{fd, nullptr};
   if (info->stamp.size <= StaticFiles::kCacheFileMax && read_whole(fd, info->stamp.size, info->body)) {
-    // Small: kept in memory, so the next requests for it are answered on the I/O thread.
+    // Small: kept in memory, so the next requests for it are answered on the I/O thread. Not a
+    // file changed in the last two seconds: it may be being written (truncated, half-written),
+    // and a copy of that would be served for a whole second.
     ::close(fd);
     src = FileSource{-1, info};
-    info->checked = std::chrono::steady_clock::now();
-    m.cache->put(cache_key(rel, dir_request), info);
+    info->checked = checked;
+    if (std::time(nullptr) - info->stamp.mtime_sec >= 2) m.cache->put(cache_key(rel, dir_request), info);
   }
   send_file(m.cfg, std::move(ex), *info, std::move(src));
 }
@@ -333,7 +355,7 @@ void StaticFiles::on_request(std::shared_ptr<Exchange> ex) {
         bool dir_request = false;
         if (decode_static_path(path.substr(prefix.size()), rel, dir_request) == PathCheck::Ok) {
           if (auto hit = m.cache->find(cache_key(rel, dir_request), std::chrono::steady_clock::now())) {
-            send_file(m.cfg, std::move(ex), *hit, FileSource{-1, hit});
+            send_file(m.cfg, std::move(ex), *hit, FileSource{-1, hit}, true);
             return;
           }
         }
@@ -362,30 +384,43 @@ std::shared_ptr<const StaticFiles::Cached> StaticFiles::FileCache::find(const st
   return it->second;
 }
 
+namespace {
+
+/** What an entry costs: its bytes, plus its key, validators and bookkeeping. */
+std::size_t footprint(const std::string& key, const StaticFiles::Cached& f) {
+  return f.body.size() + key.size() + f.etag.size() + f.last_modified.size() + f.content_type.size() + 256;
+}
+
+}  // namespace
+
 void StaticFiles::FileCache::put(const std::string& key, std::shared_ptr<const Cached> f) {
   std::lock_guard<std::mutex> lock(m_);
   auto it = map_.find(key);
   if (it != map_.end()) {
-    bytes_ -= it->second->body.size();
+    // Two pool threads may read one file at once: the copy checked last wins.
+    if (it->second->checked > f->checked) return;
+    bytes_ -= footprint(it->first, *it->second);
     map_.erase(it);
   }
-  if (bytes_ + f->body.size() > kCacheBytes) {
-    // Over budget: stale entries go first, then any (an entry in use stays alive for its request).
+  std::size_t need = footprint(key, *f);
+  if (bytes_ + need > kCacheBytes) {
+    // Over budget: stale entries go first, then any, down to three quarters of the budget so
+    // that the next puts do not scan again (an entry in use stays alive for its request).
     auto now = std::chrono::steady_clock::now();
     for (auto i = map_.begin(); i != map_.end();) {
       if (now - i->second->checked >= kCacheValid) {
-        bytes_ -= i->second->body.size();
+        bytes_ -= footprint(i->first, *i->second);
         i = map_.erase(i);
       } else {
         ++i;
       }
     }
-    while (!map_.empty() && bytes_ + f->body.size() > kCacheBytes) {
-      bytes_ -= map_.begin()->second->body.size();
+    while (!map_.empty() && bytes_ + need > kCacheBytes / 4 * 3) {
+      bytes_ -= footprint(map_.begin()->first, *map_.begin()->second);
       map_.erase(map_.begin());
     }
   }
-  bytes_ += f->body.size();
+  bytes_ += need;
   map_.emplace(key, std::move(f));
 }
 

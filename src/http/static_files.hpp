@@ -43,12 +43,15 @@ class StaticFiles final : public Handler {
 
   static constexpr std::size_t kChunk = 256 * 1024;
 
-  /** Files up to kCacheFileMax bytes are kept in memory (kCacheBytes per mount at most) after
-   *  the pool read them: for kCacheValid after that check, a request for one is answered on the
-   *  I/O thread, without the trip through the pool. Later, the pool checks the file again. */
+  /** Files up to kCacheFileMax bytes are kept in memory (kCacheBytes per mount at most, counting
+   *  keys and validators) after the pool read them, unless changed in the last two seconds: for
+   *  kCacheValid after that check, a request for one is answered on the I/O thread, without the
+   *  trip through the pool. Later, the pool checks the file again. */
   static constexpr std::uint64_t kCacheFileMax = 256 * 1024;
   static constexpr std::size_t kCacheBytes = 32 * 1024 * 1024;
   static constexpr std::chrono::milliseconds kCacheValid{1000};
+  /** A cached body to gzip larger than this is compressed on the blocking pool, not the loop. */
+  static constexpr std::uint64_t kInlineCompressMax = 16 * 1024;
 
   /** A file as served: its validators and type, and for a small file its bytes. */
   struct Cached {

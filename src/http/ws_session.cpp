@@ -43,9 +43,16 @@ WsSession::Recv WsSession::receive(Message& out, std::function<void()> on_ready)
 }
 
 bool WsSession::wait_ready(std::function<void()> on_ready) {
-  std::lock_guard<std::mutex> lock(m_);
-  if (!in_.empty() || closed_) return false;
-  recv_waiter_ = std::move(on_ready);
+  std::function<void()> replaced;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!in_.empty() || closed_) return false;
+    replaced = std::move(recv_waiter_);
+    recv_waiter_ = std::move(on_ready);
+  }
+  // A receive that was given up (a cancelled task, asyncio.wait_for timing out) left its waiter:
+  // woken now, its operation ends instead of staying behind for the connection's life.
+  if (replaced) replaced();
   return true;
 }
 

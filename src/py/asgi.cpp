@@ -87,6 +87,7 @@ struct ChannelObject {
   std::optional<http::ResponseWriter> w;
   PyObject* pending_receive;  // owned future, while receive() waits
   bool started, finished, body_done;
+  bool wake_armed;  // a ReceiveWake will come (registered with the exchange, or queued)
 };
 
 PyObject* disconnect_message() {
@@ -149,6 +150,7 @@ class ReceiveWake final : public Completion {
 
 /** Registers the wake-up for a waiting receive(). */
 void arm_receive(ChannelObject* c) {
+  c->wake_armed = true;
   PyObject* self = reinterpret_cast<PyObject*>(c);
   Py_INCREF(self);  // held by the waiter until ReceiveWake is delivered
   auto fire = [self] { push(new ReceiveWake(self)); };
@@ -158,6 +160,7 @@ void arm_receive(ChannelObject* c) {
 
 void ReceiveWake::deliver() {
   auto* c = reinterpret_cast<ChannelObject*>(chan_);
+  c->wake_armed = false;  // arm_receive() below sets it again if it waits once more
   PyObject* fut = c->pending_receive;
   if (fut) {
     PyObject* done = PyObject_CallMethodNoArgs(fut, k()->done);
@@ -197,8 +200,17 @@ PyObject* new_future() {
 PyObject* channel_receive(PyObject* o, PyObject*) {
   auto* c = reinterpret_cast<ChannelObject*>(o);
   if (c->pending_receive) {
-    PyErr_SetString(PyExc_RuntimeError, "ASGI receive() called while another receive() is pending");
-    return nullptr;
+    PyObject* done = PyObject_CallMethodNoArgs(c->pending_receive, k()->done);
+    int is_done = done ? PyObject_IsTrue(done) : -1;
+    Py_XDECREF(done);
+    if (is_done < 0) return nullptr;
+    if (!is_done) {
+      PyErr_SetString(PyExc_RuntimeError, "ASGI receive() called while another receive() is pending");
+      return nullptr;
+    }
+    // The earlier receive was given up (its task cancelled, asyncio.wait_for timed out): its
+    // wake-up, still armed, serves this one.
+    Py_CLEAR(c->pending_receive);
   }
   bool would_block;
   PyObject* msg = try_receive(c, would_block);
@@ -206,7 +218,7 @@ PyObject* channel_receive(PyObject* o, PyObject*) {
   PyObject* fut = new_future();
   if (!fut) return nullptr;
   c->pending_receive = Py_NewRef(fut);
-  arm_receive(c);
+  if (!c->wake_armed) arm_receive(c);
   return fut;
 }
 
@@ -442,9 +454,13 @@ void channel_dealloc(PyObject* o) {
   PyObject_Free(o);
 }
 
+// What the app gets: coroutines (asyncio.create_task(receive()) works, as with other servers).
+PyObject* channel_receive_coro(PyObject* o, PyObject* a) { return as_coroutine(channel_receive(o, a)); }
+PyObject* channel_send_coro(PyObject* o, PyObject* m) { return as_coroutine(channel_send(o, m)); }
+
 PyMethodDef channel_methods[] = {
-    {"receive", channel_receive, METH_NOARGS, "ASGI receive()"},
-    {"send", channel_send, METH_O, "ASGI send(message)"},
+    {"receive", channel_receive_coro, METH_NOARGS, "ASGI receive()"},
+    {"send", channel_send_coro, METH_O, "ASGI send(message)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -574,6 +590,11 @@ PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket =
   static PyObject* s_empty = PyUnicode_InternFromString("");
   static PyObject* schemes[4] = {PyUnicode_InternFromString("http"), PyUnicode_InternFromString("https"),
                                  PyUnicode_InternFromString("ws"), PyUnicode_InternFromString("wss")};
+  if (!s_websocket || !s_empty || !schemes[0] || !schemes[1] || !schemes[2] || !schemes[3]) {
+    Py_DECREF(scope);
+    PyErr_NoMemory();
+    return nullptr;
+  }
   const std::string& prefix = app.state.settings.mounts[ex.mount].prefix;
   bool ok = PyDict_SetItem(scope, kk->type, websocket ? s_websocket : kk->http) == 0 &&
             PyDict_SetItem(scope, kk->asgi, kk->asgi_dict) == 0 &&
@@ -634,10 +655,11 @@ PyObject* create_task_in_new_context(PyObject* loop, PyObject* coro, PyObject* n
   if (!ctx) return nullptr;
   PyObject* task = nullptr;
   PyObject* factory = ours && task_type ? PyObject_CallNoArgs(h->get_task_factory) : nullptr;
+  if (!factory) PyErr_Clear();  // could not tell: the loop's create_task decides
   if (factory == Py_None && name) {
     PyObject* args[4] = {coro, loop, name, ctx};  // Task(coro, loop=, name=, context=)
     task = PyObject_Vectorcall(task_type, args, 1, task_kw);
-  } else if (factory || !PyErr_Occurred()) {  // a factory, or not Puff's loop
+  } else {  // a factory, or not Puff's loop
     PyObject* create = ours ? Py_NewRef(h->create_task) : PyObject_GetAttr(loop, k()->create_task);
     if (create) {
       PyObject* args[2] = {coro, ctx};  // create_task(coro, context=ctx), vectorcall
@@ -693,6 +715,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
   new (&c->w) std::optional<http::ResponseWriter>();
   c->pending_receive = nullptr;
   c->started = c->finished = c->body_done = false;
+  c->wake_armed = false;
   PyObject* chan = reinterpret_cast<PyObject*>(c);
   ++app->state.running;
   PyObject *scope = nullptr, *recv = nullptr, *send = nullptr, *coro = nullptr, *run = nullptr, *task = nullptr;

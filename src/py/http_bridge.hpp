@@ -63,6 +63,9 @@ PyObject* asgi_run_close(PyObject* run);
 bool add_asgi_run_type();
 /** An awaitable that is already complete with `value` (stolen). */
 PyObject* make_ready(PyObject* value);
+/** `awaitable` (stolen) as a coroutine: a Ready as it is, an asyncio future wrapped so that
+ *  asyncio.create_task() accepts it too. Null stays null. */
+PyObject* as_coroutine(PyObject* awaitable);
 bool add_ready_type();
 /** The Python WebSocket object for an upgrade request (websocket.cpp). */
 PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate);

@@ -46,6 +46,42 @@ PySendResult ready_send(PyObject* o, PyObject*, PyObject** result) {
 
 PyAsyncMethods ready_async = {ready_await, nullptr, nullptr, ready_send};
 
+// ---- the coroutine protocol (send/throw/close), so that asyncio.create_task(receive()) and
+// the like accept these objects as they accept the coroutines other servers hand out ----------
+
+/** Raises what coroutine.throw(typ[, val[, tb]]) was given. */
+PyObject* raise_thrown(PyObject* args) {
+  PyObject *typ, *val = nullptr, *tb = nullptr;
+  if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return nullptr;
+  if (PyExceptionInstance_Check(typ)) {
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+  } else if (PyExceptionClass_Check(typ)) {
+    PyErr_SetObject(typ, val && val != Py_None ? val : nullptr);
+  } else {
+    PyErr_SetString(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException");
+  }
+  return nullptr;
+}
+
+PyObject* ready_send_method(PyObject* o, PyObject*) { return ready_next(o); }
+
+PyObject* ready_throw(PyObject* o, PyObject* args) {
+  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
+  return raise_thrown(args);
+}
+
+PyObject* ready_close(PyObject* o, PyObject*) {
+  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef ready_methods[] = {
+    {"send", ready_send_method, METH_O, "coroutine.send(): the value, as StopIteration."},
+    {"throw", ready_throw, METH_VARARGS, "coroutine.throw(): raises what it is given."},
+    {"close", ready_close, METH_NOARGS, "coroutine.close()."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyTypeObject ReadyType = [] {
   PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
   t.tp_name = "puff._native.Ready";
@@ -56,6 +92,131 @@ PyTypeObject ReadyType = [] {
   t.tp_iter = PyObject_SelfIter;
   t.tp_iternext = ready_next;
   t.tp_dealloc = ready_dealloc;
+  t.tp_methods = ready_methods;
+  return t;
+}();
+
+/** An asyncio future as a coroutine: what the ASGI callables return when they have to wait.
+ *  Awaited, it does what the future's own __await__ does (yields the future to the task, then
+ *  returns its result); it also has send/throw/close. */
+struct WaitingObject {
+  PyObject_HEAD
+  PyObject* fut;  // owned; null once finished
+  bool yielded;
+};
+
+PySendResult waiting_step(WaitingObject* self, PyObject** result) {
+  static PyObject* s_done = PyUnicode_InternFromString("done");
+  static PyObject* s_result = PyUnicode_InternFromString("result");
+  static PyObject* s_blocking = PyUnicode_InternFromString("_asyncio_future_blocking");
+  if (!self->fut) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited coroutine");
+    *result = nullptr;
+    return PYGEN_ERROR;
+  }
+  PyObject* done = PyObject_CallMethodNoArgs(self->fut, s_done);
+  if (!done) {
+    *result = nullptr;
+    return PYGEN_ERROR;
+  }
+  int is_done = PyObject_IsTrue(done);
+  Py_DECREF(done);
+  if (is_done < 0) {
+    *result = nullptr;
+    return PYGEN_ERROR;
+  }
+  if (!is_done) {
+    if (self->yielded) {
+      PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+      *result = nullptr;
+      return PYGEN_ERROR;
+    }
+    if (PyObject_SetAttr(self->fut, s_blocking, Py_True) < 0) {
+      *result = nullptr;
+      return PYGEN_ERROR;
+    }
+    self->yielded = true;
+    *result = Py_NewRef(self->fut);  // the task waits for it, then sends None
+    return PYGEN_NEXT;
+  }
+  PyObject* fut = self->fut;
+  self->fut = nullptr;
+  *result = PyObject_CallMethodNoArgs(fut, s_result);
+  Py_DECREF(fut);
+  return *result ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+PySendResult waiting_send(PyObject* o, PyObject*, PyObject** result) {
+  return waiting_step(reinterpret_cast<WaitingObject*>(o), result);
+}
+
+PyObject* waiting_next(PyObject* o) {
+  PyObject* r = nullptr;
+  PySendResult s = waiting_step(reinterpret_cast<WaitingObject*>(o), &r);
+  if (s != PYGEN_RETURN) return s == PYGEN_NEXT ? r : nullptr;
+  if (r == Py_None) {
+    Py_DECREF(r);
+    PyErr_SetNone(PyExc_StopIteration);
+    return nullptr;
+  }
+  PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, r);
+  Py_DECREF(r);
+  if (exc) {
+    PyErr_SetObject(PyExc_StopIteration, exc);
+    Py_DECREF(exc);
+  }
+  return nullptr;
+}
+
+PyObject* waiting_send_method(PyObject* o, PyObject*) { return waiting_next(o); }
+
+/** throw(): the future is cancelled if still pending (nobody will take its result), then the
+ *  exception is raised. */
+PyObject* waiting_close(PyObject* o, PyObject*);
+
+PyObject* waiting_throw(PyObject* o, PyObject* args) {
+  PyObject* r = waiting_close(o, nullptr);
+  Py_XDECREF(r);
+  return raise_thrown(args);
+}
+
+PyObject* waiting_close(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<WaitingObject*>(o);
+  if (PyObject* fut = self->fut) {
+    self->fut = nullptr;
+    PyObject* r = PyObject_CallMethod(fut, "cancel", nullptr);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    Py_DECREF(fut);
+  }
+  Py_RETURN_NONE;
+}
+
+void waiting_dealloc(PyObject* o) {
+  Py_CLEAR(reinterpret_cast<WaitingObject*>(o)->fut);
+  PyObject_Free(o);
+}
+
+PyAsyncMethods waiting_async = {ready_await, nullptr, nullptr, waiting_send};
+
+PyMethodDef waiting_methods[] = {
+    {"send", waiting_send_method, METH_O, "coroutine.send()."},
+    {"throw", waiting_throw, METH_VARARGS, "coroutine.throw(): cancels the future, raises what it is given."},
+    {"close", waiting_close, METH_NOARGS, "coroutine.close(): cancels the future."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyTypeObject WaitingType = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "puff._native.Waiting";
+  t.tp_basicsize = sizeof(WaitingObject);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_doc = "An asyncio future, awaitable as a coroutine.";
+  t.tp_as_async = &waiting_async;
+  t.tp_iter = PyObject_SelfIter;
+  t.tp_iternext = waiting_next;
+  t.tp_dealloc = waiting_dealloc;
+  t.tp_methods = waiting_methods;
   return t;
 }();
 
@@ -87,6 +248,31 @@ PyObject* ready(PyObject* value) {
 
 PyObject* make_ready(PyObject* value) { return ready(value); }
 
-bool add_ready_type() { return PyType_Ready(&ReadyType) == 0; }
+PyObject* as_coroutine(PyObject* awaitable) {
+  if (!awaitable || Py_TYPE(awaitable) == &ReadyType) return awaitable;
+  auto* w = PyObject_New(WaitingObject, &WaitingType);
+  if (!w) {
+    Py_DECREF(awaitable);
+    return nullptr;
+  }
+  w->fut = awaitable;
+  w->yielded = false;
+  return reinterpret_cast<PyObject*>(w);
+}
+
+bool add_ready_type() {
+  if (PyType_Ready(&ReadyType) < 0 || PyType_Ready(&WaitingType) < 0) return false;
+  // Registered as coroutines: asyncio.create_task() and iscoroutine() accept them.
+  PyObject* abc = PyImport_ImportModule("collections.abc");
+  PyObject* coroutine = abc ? PyObject_GetAttrString(abc, "Coroutine") : nullptr;
+  PyObject* r1 = coroutine ? PyObject_CallMethod(coroutine, "register", "O", &ReadyType) : nullptr;
+  PyObject* r2 = r1 ? PyObject_CallMethod(coroutine, "register", "O", &WaitingType) : nullptr;
+  bool ok = r2 != nullptr;
+  Py_XDECREF(r2);
+  Py_XDECREF(r1);
+  Py_XDECREF(coroutine);
+  Py_XDECREF(abc);
+  return ok;
+}
 
 }  // namespace puff::py

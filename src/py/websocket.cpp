@@ -295,61 +295,84 @@ PyObject* ws_asgi_receive(PyObject* o, PyObject*) {
   return start(new WsRecvOp(self->session, true));
 }
 
-/** message.get(key), borrowed; null (no exception) when absent. */
-PyObject* field(PyObject* message, const char* key) { return PyDict_GetItemString(message, key); }
+/** message[key] as a new reference; null when absent or on error (then with the exception). The
+ *  reference is owned: the app's own code run by a later call (an __index__, a __len__) could
+ *  take the item out of the dict. */
+PyObject* field(PyObject* message, const char* key) {
+  static PyObject* keys[6] = {};
+  static const char* names[6] = {"type", "bytes", "text", "subprotocol", "headers", "code"};
+  PyObject* k = nullptr;
+  for (int i = 0; i < 6; ++i) {
+    if (std::strcmp(names[i], key) == 0) {
+      if (!keys[i]) keys[i] = PyUnicode_InternFromString(names[i]);
+      k = keys[i];
+    }
+  }
+  PyObject* owned_key = k ? nullptr : PyUnicode_FromString(key);  // "reason" and the like
+  PyObject* v = k || owned_key ? PyDict_GetItemWithError(message, k ? k : owned_key) : nullptr;
+  Py_XDECREF(owned_key);
+  return Py_XNewRef(v);
+}
 
+/** The ASGI websocket.send / accept / close events (see python/puff/_asgi_ws.py). */
 PyObject* ws_asgi_send(PyObject* o, PyObject* message) {
   auto* self = reinterpret_cast<WsObject*>(o);
   PyObject* kind = PyDict_Check(message) ? field(message, "type") : nullptr;
+  if (PyErr_Occurred()) return nullptr;
   const char* k = kind && PyUnicode_Check(kind) ? PyUnicode_AsUTF8(kind) : nullptr;
+  PyObject* result = nullptr;
   if (k && std::strcmp(k, "websocket.send") == 0) {
     PyObject* data = field(message, "bytes");
-    if (!data || data == Py_None) data = field(message, "text");
-    if (!data || data == Py_None) {
-      PyErr_SetString(PyExc_ValueError, "ASGI websocket.send needs 'bytes' or 'text'");
-      return nullptr;
+    if (!PyErr_Occurred() && (!data || data == Py_None)) {
+      Py_XDECREF(data);
+      data = field(message, "text");
     }
-    return ws_send(o, data);
-  }
-  if (k && std::strcmp(k, "websocket.accept") == 0) {
+    if (!PyErr_Occurred() && (!data || data == Py_None))
+      PyErr_SetString(PyExc_ValueError, "ASGI websocket.send needs 'bytes' or 'text'");
+    if (!PyErr_Occurred()) result = ws_send(o, data);
+    Py_XDECREF(data);
+  } else if (k && std::strcmp(k, "websocket.accept") == 0) {
     PyObject* subprotocol = field(message, "subprotocol");
-    PyObject* headers = field(message, "headers");
-    if (headers && PyObject_IsTrue(headers) != 1) headers = nullptr;  // [] or None: none
-    if (PyErr_Occurred()) return nullptr;
-    return accept(self, subprotocol ? subprotocol : Py_None, headers ? headers : Py_None);
-  }
-  if (k && std::strcmp(k, "websocket.close") == 0) {
+    PyObject* headers = PyErr_Occurred() ? nullptr : field(message, "headers");
+    int has_headers = headers ? PyObject_IsTrue(headers) : 0;  // [] or None: none
+    if (has_headers >= 0 && !PyErr_Occurred())
+      result = accept(self, subprotocol ? subprotocol : Py_None, has_headers ? headers : Py_None);
+    Py_XDECREF(subprotocol);
+    Py_XDECREF(headers);
+  } else if (k && std::strcmp(k, "websocket.close") == 0) {
     PyObject* code_obj = field(message, "code");
-    PyObject* reason_obj = field(message, "reason");
+    PyObject* reason_obj = PyErr_Occurred() ? nullptr : field(message, "reason");
     long code = 1000;
-    if (code_obj && code_obj != Py_None) {
+    if (!PyErr_Occurred() && code_obj && code_obj != Py_None) {
       code = PyLong_AsLong(code_obj);
-      if (code == -1 && PyErr_Occurred()) return nullptr;
-      if (code < 0 || code > 65535) {
+      if (!PyErr_Occurred() && (code < 0 || code > 65535))
         PyErr_Format(PyExc_ValueError, "WebSocket.close(): invalid close code %ld", code);
-        return nullptr;
-      }
     }
     const char* reason = "";
-    if (reason_obj && reason_obj != Py_None) {
+    if (!PyErr_Occurred() && reason_obj && reason_obj != Py_None) {
       reason = PyUnicode_Check(reason_obj) ? PyUnicode_AsUTF8(reason_obj) : nullptr;
-      if (!reason) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI websocket.close: 'reason' must be a str");
-        return nullptr;
-      }
+      if (!reason && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI websocket.close: 'reason' must be a str");
     }
-    PyObject* r = close(self, static_cast<int>(code), reason);
-    if (r) self->asgi_app_closed = true;
-    return r;
+    if (!PyErr_Occurred()) {
+      result = close(self, static_cast<int>(code), reason);
+      if (result) self->asgi_app_closed = true;
+    }
+    Py_XDECREF(code_obj);
+    Py_XDECREF(reason_obj);
+  } else if (!PyErr_Occurred()) {
+    PyObject* shown = kind ? PyObject_Repr(kind) : PyUnicode_FromString("None");
+    if (shown) {
+      PyErr_Format(PyExc_ValueError, "unexpected ASGI message %U for a websocket connection", shown);
+      Py_DECREF(shown);
+    }
   }
-  if (PyErr_Occurred()) return nullptr;
-  PyObject* shown = kind ? PyObject_Repr(kind) : PyUnicode_FromString("None");
-  if (shown) {
-    PyErr_Format(PyExc_ValueError, "unexpected ASGI message %U for a websocket connection", shown);
-    Py_DECREF(shown);
-  }
-  return nullptr;
+  Py_XDECREF(kind);
+  return result;
 }
+
+// What the app gets: coroutines (asyncio.create_task(receive()) works, as with other servers).
+PyObject* ws_asgi_receive_coro(PyObject* o, PyObject* a) { return as_coroutine(ws_asgi_receive(o, a)); }
+PyObject* ws_asgi_send_coro(PyObject* o, PyObject* m) { return as_coroutine(ws_asgi_send(o, m)); }
 
 PyObject* ws_get_close_code(PyObject* o, void*) {
   auto* self = reinterpret_cast<WsObject*>(o);
@@ -406,8 +429,8 @@ PyMethodDef ws_methods[] = {
     {"send", ws_send, METH_O, "send(str | bytes): a text or binary message."},
     {"close", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ws_close)), METH_VARARGS | METH_KEYWORDS,
      "close(code=1000, reason=''): before accept(), refuses the handshake with 403."},
-    {"asgi_receive", ws_asgi_receive, METH_NOARGS, "The ASGI websocket scope's receive()."},
-    {"asgi_send", ws_asgi_send, METH_O, "The ASGI websocket scope's send(message)."},
+    {"asgi_receive", ws_asgi_receive_coro, METH_NOARGS, "The ASGI websocket scope's receive()."},
+    {"asgi_send", ws_asgi_send_coro, METH_O, "The ASGI websocket scope's send(message)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

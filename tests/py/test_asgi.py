@@ -250,6 +250,46 @@ def test_disconnect_is_reported_to_a_waiting_receive():
     assert serve(app, check) == ["http.request", "http.disconnect"]
 
 
+def test_receive_and_send_are_coroutines_for_create_task_and_cancellation():
+    """receive() and send() return coroutines, as other servers' async functions do: a task made
+    of one (asyncio.create_task(receive())) works whether the event is there or still to come,
+    and cancelling a receive that waits leaves the next receive() working."""
+    events = []
+
+    async def app(scope, receive, send):
+        first = receive()
+        events.append(("body", asyncio.iscoroutine(first), (await asyncio.create_task(first))["type"]))
+        waiting = asyncio.create_task(receive())  # nothing more to come yet: it waits
+        await asyncio.sleep(0.02)
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            events.append(("cancelled", True))
+        start = send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        events.append(("start", asyncio.iscoroutine(start)))
+        await asyncio.create_task(start)
+        await send({"type": "http.response.body", "body": b"ok"})
+        events.append(("disconnect", (await asyncio.create_task(receive()))["type"]))
+
+    async def check(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"ok"), 5)
+        writer.close()
+        for _ in range(200):
+            if len(events) == 4:
+                break
+            await asyncio.sleep(0.01)
+        return head, list(events)
+
+    head, got = serve(app, check)
+    assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\nok")
+    assert got == [("body", True, "http.request"), ("cancelled", True), ("start", True),
+                   ("disconnect", "http.disconnect")]
+
+
 def test_send_rejects_bad_messages():
     errors = []
 

@@ -265,6 +265,11 @@ def test_small_files_come_from_memory_and_changes_show_within_a_second(site):
             assert time.monotonic() < end, (status, body)
             time.sleep(0.05)
 
+    # Files changed in the last two seconds are not kept (they may be being written): age them.
+    old = time.time() - 60
+    for f in ("a.txt", "style.css", "sub/index.html"):
+        os.utime(site / f, (old, old))
+
     def check(port):
         results = {}
         status, headers, body = get(port, "/static/a.txt")
@@ -283,9 +288,13 @@ def test_small_files_come_from_memory_and_changes_show_within_a_second(site):
         results["change"] = seen - changed
         assert h["etag"] != headers["etag"] and h["content-length"] == "31"
 
+        cached_at = time.monotonic()
         get(port, "/static/style.css")
         removed = time.monotonic()
         (site / "style.css").unlink()
+        status, _, body = get(port, "/static/style.css")
+        if time.monotonic() - cached_at < 0.5:  # well inside the second: answered from memory
+            assert (status, body) == (200, b"body{}")
         seen, _ = fetch_until(port, "/static/style.css", 404)
         results["delete"] = seen - removed
 
@@ -299,6 +308,36 @@ def test_small_files_come_from_memory_and_changes_show_within_a_second(site):
 
     results = serve(check, static_opts(site))
     assert all(t < 2.0 for t in results.values()), results
+
+
+def test_gzip_of_static_files_from_disk_and_from_memory(site):
+    """With compression on, a text file comes gzipped whether it was just read (the pool) or
+    answered from memory; a large one is compressed off the I/O loop, small ones on it."""
+    import gzip
+
+    big = b"".join(b"line %06d of a stylesheet { color: red; }\n" % i for i in range(2500))  # ~110 KB
+    (site / "big.css").write_bytes(big)
+    old = time.time() - 60
+    for f in ("big.css", "style.css"):
+        os.utime(site / f, (old, old))
+
+    def check(port):
+        out = []
+        for path in ("/static/big.css", "/static/style.css"):
+            for _ in range(3):  # the first read from disk, then from memory
+                status, headers, body = get(port, path, headers={"Accept-Encoding": "gzip"})
+                out.append((path, status, headers.get("content-encoding"), gzip.decompress(body)))
+            status, headers, body = get(port, path, headers={"Range": "bytes=0-4"})  # not gzipped
+            out.append((path, status, headers.get("content-encoding"), body))
+        return out
+
+    got = serve(check, {**static_opts(site), "compression": {"min_size": 1}})
+    big_answers = [g for g in got if g[0] == "/static/big.css"]
+    assert big_answers[:3] == [("/static/big.css", 200, "gzip", big)] * 3
+    assert big_answers[3] == ("/static/big.css", 206, None, big[:5])
+    small_answers = [g for g in got if g[0] == "/static/style.css"]
+    assert small_answers[:3] == [("/static/style.css", 200, "gzip", b"body{}")] * 3
+    assert small_answers[3] == ("/static/style.css", 206, None, b"body{")
 
 
 def test_static_over_http2(site):

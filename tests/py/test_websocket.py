@@ -137,6 +137,70 @@ def test_asgi_events_misused_get_clear_errors_and_the_connection_goes_on():
     assert code == 1000
 
 
+def test_asgi_receive_works_as_a_task_and_after_a_cancelled_one():
+    """A task made of receive() (asyncio.create_task) gets the next message; a waiting receive
+    that is cancelled takes no message with it."""
+    got = []
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        waiting = asyncio.create_task(receive())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            got.append("cancelled")
+        await send({"type": "websocket.send", "text": "ready"})
+        task = asyncio.create_task(receive())
+        got.append((await task)["text"])
+        got.append((await receive())["text"])
+        await send({"type": "websocket.close"})
+
+    async def check(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:
+            assert await c.recv() == "ready"
+            await c.send("one")
+            await c.send("two")
+            await c.wait_closed()
+        return got
+
+    assert serve(app, check) == ["cancelled", "one", "two"]
+
+
+def test_receives_given_up_by_wait_for_do_not_pile_up():
+    """The heartbeat pattern: asyncio.wait_for(receive(), timeout) timing out again and again.
+    Each given-up receive ends its operation; the next message still arrives."""
+    got = {}
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        before = _native.stats()["pending"]
+        for _ in range(50):
+            try:
+                await asyncio.wait_for(receive(), 0.002)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.sleep(0.01)
+        got["pending_added"] = _native.stats()["pending"] - before
+        await send({"type": "websocket.send", "text": "ready"})
+        got["message"] = (await receive())["text"]
+        await send({"type": "websocket.close"})
+
+    async def check(port):
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:
+            assert await c.recv() == "ready"
+            await c.send("after the timeouts")
+            await c.wait_closed()
+        return got
+
+    got = serve(app, check)
+    assert got["message"] == "after the timeouts"
+    assert got["pending_added"] <= 1, got  # 50 without the fix: one operation per timeout
+
+
 def test_refused_handshake_is_403():
     async def app(scope, receive, send):
         await receive()
