@@ -242,6 +242,15 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const Stati
       });
       return;
     }
+    if (!head && length > StaticFiles::kInlineCompressMax && !w.compressing()) {
+      // A larger body goes to the socket from the cache's copy, which the hold keeps alive.
+      std::string after;
+      std::size_t n = w.frame_around(out, after, static_cast<std::size_t>(length));
+      after += w.finish();
+      ex->write_ref(std::move(out), std::string_view(src.mem->body.data() + range.first, n), src.mem, std::move(after),
+                    true);
+      return;
+    }
     if (!head && length > 0) w.frame(out, src.mem->body.data() + range.first, static_cast<std::size_t>(length));
     out += w.finish();
     ex->write(std::move(out), true);

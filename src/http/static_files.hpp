@@ -50,7 +50,8 @@ class StaticFiles final : public Handler {
   static constexpr std::uint64_t kCacheFileMax = 256 * 1024;
   static constexpr std::size_t kCacheBytes = 32 * 1024 * 1024;
   static constexpr std::chrono::milliseconds kCacheValid{1000};
-  /** A cached body to gzip larger than this is compressed on the blocking pool, not the loop. */
+  /** A cached body to gzip larger than this is compressed on the blocking pool, not the loop;
+   *  one not gzipped goes to the socket from the cache's copy, uncopied. */
   static constexpr std::uint64_t kInlineCompressMax = 16 * 1024;
 
   /** A file as served: its validators and type, and for a small file its bytes. */
