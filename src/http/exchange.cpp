@@ -66,7 +66,7 @@ Exchange::Read Exchange::read_body(std::size_t max, std::string& out, std::funct
     } else if (body_eof_) {
       r = Read::Eof;
     } else {
-      body_waiter_ = std::move(on_ready);
+      if (on_ready) body_waiter_ = std::move(on_ready);  // none given: a waiter set before stays
       wake = true;  // make sure the connection is reading
       r = Read::WouldBlock;
     }

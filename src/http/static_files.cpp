@@ -328,7 +328,11 @@ void serve(const StaticFiles::Mount& m, std::shared_ptr<Exchange> ex, std::strin
     ::close(fd);
     src = FileSource{-1, info};
     info->checked = checked;
-    if (std::time(nullptr) - info->stamp.mtime_sec >= 2) m.cache->put(cache_key(rel, dir_request), info);
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    auto age_ns = (static_cast<std::int64_t>(now.tv_sec) - info->stamp.mtime_sec) * 1'000'000'000LL +
+                  (now.tv_nsec - info->stamp.mtime_nsec);
+    if (age_ns >= 2'000'000'000LL) m.cache->put(cache_key(rel, dir_request), info);
   }
   send_file(m.cfg, std::move(ex), *info, std::move(src));
 }

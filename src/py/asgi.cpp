@@ -88,7 +88,23 @@ struct ChannelObject {
   PyObject* pending_receive;  // owned future, while receive() waits
   bool started, finished, body_done;
   bool wake_armed;  // a ReceiveWake will come (registered with the exchange, or queued)
+  PyObject* given_back;  // owned list: events a receive() could not deliver, handed out first
 };
+
+/** Keeps an event a receive() took but could not deliver (see as_coroutine): the next receive()
+ *  returns it, so a receive cancelled just after its event arrived loses nothing. */
+void keep_given_back(PyObject*& list, PyObject* value) {
+  if (!list) list = PyList_New(0);
+  if (!list || PyList_Append(list, value) < 0) PyErr_Clear();  // out of memory: it is lost
+}
+
+/** The first event given back, or null (no exception) when there is none. */
+PyObject* take_given_back(PyObject* list) {
+  if (!list || PyList_GET_SIZE(list) == 0) return nullptr;
+  PyObject* first = Py_NewRef(PyList_GET_ITEM(list, 0));
+  if (PySequence_DelItem(list, 0) < 0) PyErr_Clear();
+  return first;
+}
 
 PyObject* disconnect_message() {
   PyObject* d = PyDict_New();
@@ -175,7 +191,18 @@ void ReceiveWake::deliver() {
         arm_receive(c);  // spurious wake-up: wait again
       } else {
         c->pending_receive = nullptr;
-        PyObject* r = msg ? PyObject_CallMethodOneArg(fut, k()->set_result, msg) : nullptr;
+        PyObject* r = nullptr;
+        if (msg) {
+          r = PyObject_CallMethodOneArg(fut, k()->set_result, msg);
+        } else {  // the event could not be made (memory): the waiting receive() raises, not hangs
+          PyObject *type, *value, *tb;
+          PyErr_Fetch(&type, &value, &tb);
+          PyErr_NormalizeException(&type, &value, &tb);
+          if (value) r = PyObject_CallMethod(fut, "set_exception", "O", value);
+          Py_XDECREF(type);
+          Py_XDECREF(value);
+          Py_XDECREF(tb);
+        }
         if (!r) log_exception("ASGI receive failed");
         Py_XDECREF(r);
         Py_XDECREF(msg);
@@ -212,6 +239,7 @@ PyObject* channel_receive(PyObject* o, PyObject*) {
     // wake-up, still armed, serves this one.
     Py_CLEAR(c->pending_receive);
   }
+  if (PyObject* back = take_given_back(c->given_back)) return make_ready(back);
   bool would_block;
   PyObject* msg = try_receive(c, would_block);
   if (!would_block) return make_ready(msg);
@@ -448,6 +476,7 @@ void channel_ended(PyObject* chan, bool returned) {
 void channel_dealloc(PyObject* o) {
   auto* c = reinterpret_cast<ChannelObject*>(o);
   Py_CLEAR(c->pending_receive);
+  Py_CLEAR(c->given_back);
   c->ex.~shared_ptr();
   c->app.~shared_ptr();
   c->w.~optional();
@@ -455,7 +484,12 @@ void channel_dealloc(PyObject* o) {
 }
 
 // What the app gets: coroutines (asyncio.create_task(receive()) works, as with other servers).
-PyObject* channel_receive_coro(PyObject* o, PyObject* a) { return as_coroutine(channel_receive(o, a)); }
+void channel_give_back(PyObject* o, PyObject* event) {
+  keep_given_back(reinterpret_cast<ChannelObject*>(o)->given_back, event);
+}
+PyObject* channel_receive_coro(PyObject* o, PyObject* a) {
+  return as_coroutine(channel_receive(o, a), o, channel_give_back);
+}
 PyObject* channel_send_coro(PyObject* o, PyObject* m) { return as_coroutine(channel_send(o, m)); }
 
 PyMethodDef channel_methods[] = {
@@ -716,6 +750,7 @@ void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Ex
   c->pending_receive = nullptr;
   c->started = c->finished = c->body_done = false;
   c->wake_armed = false;
+  c->given_back = nullptr;
   PyObject* chan = reinterpret_cast<PyObject*>(c);
   ++app->state.running;
   PyObject *scope = nullptr, *recv = nullptr, *send = nullptr, *coro = nullptr, *run = nullptr, *task = nullptr;

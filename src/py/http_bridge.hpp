@@ -64,8 +64,11 @@ bool add_asgi_run_type();
 /** An awaitable that is already complete with `value` (stolen). */
 PyObject* make_ready(PyObject* value);
 /** `awaitable` (stolen) as a coroutine: a Ready as it is, an asyncio future wrapped so that
- *  asyncio.create_task() accepts it too. Null stays null. */
-PyObject* as_coroutine(PyObject* awaitable);
+ *  asyncio.create_task() accepts it too; in a greenlet (the value itself) and null as they are.
+ *  With `owner`: a value it would have delivered but could not (dropped unawaited, or cancelled
+ *  after the value arrived) is handed to `give_back(owner, value)` instead of being lost. */
+PyObject* as_coroutine(PyObject* awaitable, PyObject* owner = nullptr,
+                       void (*give_back)(PyObject* owner, PyObject* value) = nullptr);
 bool add_ready_type();
 /** The Python WebSocket object for an upgrade request (websocket.cpp). */
 PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate);

@@ -1,14 +1,30 @@
 // A pre-completed awaitable: what receive()/send()/WebSocket calls return on Puff's loop when
 // nothing has to wait. Cheaper than an asyncio future (no loop call, no callbacks).
+#include <new>
+
 #include "py/http_bridge.hpp"
+#include "py/hub.hpp"
 
 namespace puff::py {
 
 namespace {
 
+/** Who made an awaitable and takes back what it would have delivered when it is dropped or
+ *  cancelled unawaited (an ASGI receive() event: the next receive() hands it out instead). */
+struct GiveBack {
+  PyObject* owner = nullptr;  // owned
+  void (*fn)(PyObject* owner, PyObject* value) = nullptr;  // value: borrowed, the owner keeps a reference
+
+  void give(PyObject* value) {
+    if (owner && fn && value) fn(owner, value);
+  }
+  void clear() { Py_CLEAR(owner); }
+};
+
 struct ReadyObject {
   PyObject_HEAD
   PyObject* value;  // owned; null once delivered
+  GiveBack back;
 };
 
 PyObject* ready_await(PyObject* self) { return Py_NewRef(self); }
@@ -31,7 +47,10 @@ PyObject* ready_next(PyObject* o) {
 }
 
 void ready_dealloc(PyObject* o) {
-  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
+  auto* self = reinterpret_cast<ReadyObject*>(o);
+  self->back.give(self->value);  // never awaited: the event is not lost
+  Py_CLEAR(self->value);
+  self->back.clear();
   PyObject_Free(o);
 }
 
@@ -65,14 +84,19 @@ PyObject* raise_thrown(PyObject* args) {
 
 PyObject* ready_send_method(PyObject* o, PyObject*) { return ready_next(o); }
 
-PyObject* ready_throw(PyObject* o, PyObject* args) {
-  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
-  return raise_thrown(args);
+/** throw() or close() before the value was taken (a task made of it, cancelled before it ran):
+ *  the value goes back to its owner. */
+PyObject* ready_close(PyObject* o, PyObject*) {
+  auto* self = reinterpret_cast<ReadyObject*>(o);
+  self->back.give(self->value);
+  Py_CLEAR(self->value);
+  Py_RETURN_NONE;
 }
 
-PyObject* ready_close(PyObject* o, PyObject*) {
-  Py_CLEAR(reinterpret_cast<ReadyObject*>(o)->value);
-  Py_RETURN_NONE;
+PyObject* ready_throw(PyObject* o, PyObject* args) {
+  PyObject* r = ready_close(o, nullptr);
+  Py_XDECREF(r);
+  return raise_thrown(args);
 }
 
 PyMethodDef ready_methods[] = {
@@ -103,6 +127,7 @@ struct WaitingObject {
   PyObject_HEAD
   PyObject* fut;  // owned; null once finished
   bool yielded;
+  GiveBack back;
 };
 
 PySendResult waiting_step(WaitingObject* self, PyObject** result) {
@@ -172,28 +197,49 @@ PyObject* waiting_send_method(PyObject* o, PyObject*) { return waiting_next(o); 
 
 /** throw(): the future is cancelled if still pending (nobody will take its result), then the
  *  exception is raised. */
-PyObject* waiting_close(PyObject* o, PyObject*);
-
-PyObject* waiting_throw(PyObject* o, PyObject* args) {
-  PyObject* r = waiting_close(o, nullptr);
-  Py_XDECREF(r);
-  return raise_thrown(args);
+/** Lets go of the future without taking its outcome: cancelled if still pending, and a result it
+ *  already has (an event delivered just before a cancellation reached the task) goes back to the
+ *  owner. Keeps the exception being raised, if any. */
+void waiting_release(WaitingObject* self) {
+  PyObject* fut = self->fut;
+  if (!fut) return;
+  self->fut = nullptr;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
+  int is_done = done ? PyObject_IsTrue(done) : -1;
+  Py_XDECREF(done);
+  if (is_done == 0) {
+    PyObject* r = PyObject_CallMethod(fut, "cancel", nullptr);
+    Py_XDECREF(r);
+  } else if (is_done == 1 && self->back.owner) {
+    PyObject* cancelled = PyObject_CallMethod(fut, "cancelled", nullptr);
+    if (cancelled == Py_False) {
+      PyObject* result = PyObject_CallMethod(fut, "result", nullptr);
+      self->back.give(result);
+      Py_XDECREF(result);
+    }
+    Py_XDECREF(cancelled);
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+  Py_DECREF(fut);
 }
 
 PyObject* waiting_close(PyObject* o, PyObject*) {
-  auto* self = reinterpret_cast<WaitingObject*>(o);
-  if (PyObject* fut = self->fut) {
-    self->fut = nullptr;
-    PyObject* r = PyObject_CallMethod(fut, "cancel", nullptr);
-    Py_XDECREF(r);
-    PyErr_Clear();
-    Py_DECREF(fut);
-  }
+  waiting_release(reinterpret_cast<WaitingObject*>(o));
   Py_RETURN_NONE;
 }
 
+PyObject* waiting_throw(PyObject* o, PyObject* args) {
+  waiting_release(reinterpret_cast<WaitingObject*>(o));
+  return raise_thrown(args);
+}
+
 void waiting_dealloc(PyObject* o) {
-  Py_CLEAR(reinterpret_cast<WaitingObject*>(o)->fut);
+  auto* self = reinterpret_cast<WaitingObject*>(o);
+  waiting_release(self);  // dropped unawaited: the operation ends, a delivered event goes back
+  self->back.clear();
   PyObject_Free(o);
 }
 
@@ -231,6 +277,7 @@ PyObject* ready(PyObject* value) {
       auto* r = PyObject_New(ReadyObject, &ReadyType);
       if (!r) return nullptr;
       r->value = nullptr;
+      new (&r->back) GiveBack();
       none = reinterpret_cast<PyObject*>(r);
     }
     return Py_NewRef(none);
@@ -241,6 +288,7 @@ PyObject* ready(PyObject* value) {
     return nullptr;
   }
   r->value = value;
+  new (&r->back) GiveBack();
   return reinterpret_cast<PyObject*>(r);
 }
 
@@ -248,15 +296,28 @@ PyObject* ready(PyObject* value) {
 
 PyObject* make_ready(PyObject* value) { return ready(value); }
 
-PyObject* as_coroutine(PyObject* awaitable) {
-  if (!awaitable || Py_TYPE(awaitable) == &ReadyType) return awaitable;
+PyObject* as_coroutine(PyObject* awaitable, PyObject* owner, void (*give_back)(PyObject* owner, PyObject* value)) {
+  if (!awaitable || !coroutine_mode()) return awaitable;  // a greenlet got the value itself
+  GiveBack back;
+  if (owner && give_back) {
+    back.owner = Py_NewRef(owner);
+    back.fn = give_back;
+  }
+  if (Py_TYPE(awaitable) == &ReadyType) {
+    auto* r = reinterpret_cast<ReadyObject*>(awaitable);
+    if (r->value) r->back = back;  // not the shared None
+    else back.clear();
+    return awaitable;
+  }
   auto* w = PyObject_New(WaitingObject, &WaitingType);
   if (!w) {
+    back.clear();
     Py_DECREF(awaitable);
     return nullptr;
   }
   w->fut = awaitable;
   w->yielded = false;
+  new (&w->back) GiveBack(back);
   return reinterpret_cast<PyObject*>(w);
 }
 

@@ -24,6 +24,7 @@ struct WsObject {
   bool deflate_ok;  // the server allows permessage-deflate
   bool asgi_connect_sent;  // the ASGI adapter: websocket.connect was handed to the app
   bool asgi_app_closed;    // the ASGI adapter: the app sent websocket.close
+  PyObject* asgi_given_back;  // owned list: events a receive() could not deliver, handed out first
 };
 
 class WsRecvOp final : public Op {
@@ -105,7 +106,10 @@ PyObject* asgi_event(PyObject* message, http::WsSession& s) {
 PyObject* WsRecvOp::result() {
   bool would_block;
   PyObject* r = take_message(*s_, would_block);
-  if (would_block) PyErr_SetString(PyExc_RuntimeError, "WebSocket.receive() woke without a message");
+  if (would_block)
+    PyErr_SetString(PyExc_RuntimeError,
+                    "WebSocket.receive(): another receive() on this WebSocket started meanwhile and waits instead "
+                    "(one receive at a time)");
   return asgi_ && r ? asgi_event(r, *s_) : r;
 }
 
@@ -285,6 +289,12 @@ PyObject* ws_asgi_receive(PyObject* o, PyObject*) {
     PyObject* event = Py_BuildValue("{s:s}", "type", "websocket.connect");
     return event ? make_ready(event) : nullptr;
   }
+  if (self->asgi_given_back && PyList_GET_SIZE(self->asgi_given_back) > 0) {
+    // An event an earlier receive() took but could not deliver (cancelled as it arrived).
+    PyObject* first = Py_NewRef(PyList_GET_ITEM(self->asgi_given_back, 0));
+    if (PySequence_DelItem(self->asgi_given_back, 0) < 0) PyErr_Clear();
+    return make_ready(first);
+  }
   if (!self->accepted) {
     PyErr_SetString(PyExc_RuntimeError, "ASGI websocket: receive() before websocket.accept or websocket.close");
     return nullptr;
@@ -371,7 +381,14 @@ PyObject* ws_asgi_send(PyObject* o, PyObject* message) {
 }
 
 // What the app gets: coroutines (asyncio.create_task(receive()) works, as with other servers).
-PyObject* ws_asgi_receive_coro(PyObject* o, PyObject* a) { return as_coroutine(ws_asgi_receive(o, a)); }
+void ws_give_back(PyObject* o, PyObject* event) {
+  PyObject*& list = reinterpret_cast<WsObject*>(o)->asgi_given_back;
+  if (!list) list = PyList_New(0);
+  if (!list || PyList_Append(list, event) < 0) PyErr_Clear();  // out of memory: it is lost
+}
+PyObject* ws_asgi_receive_coro(PyObject* o, PyObject* a) {
+  return as_coroutine(ws_asgi_receive(o, a), o, ws_give_back);
+}
 PyObject* ws_asgi_send_coro(PyObject* o, PyObject* m) { return as_coroutine(ws_asgi_send(o, m)); }
 
 PyObject* ws_get_close_code(PyObject* o, void*) {
@@ -417,6 +434,7 @@ PyObject* ws_get_asgi_app_closed(PyObject* o, void*) {
 void ws_dealloc(PyObject* o) {
   auto* self = reinterpret_cast<WsObject*>(o);
   if (self->session) self->session->close(1000, "");  // the application is done with it
+  Py_CLEAR(self->asgi_given_back);
   self->ex.~shared_ptr();
   self->session.~shared_ptr();
   PyObject_Free(o);
@@ -465,6 +483,7 @@ PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessa
   self->accepted = self->denied = false;
   self->deflate_ok = permessage_deflate;
   self->asgi_connect_sent = self->asgi_app_closed = false;
+  self->asgi_given_back = nullptr;
   return reinterpret_cast<PyObject*>(self);
 }
 

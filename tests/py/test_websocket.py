@@ -201,6 +201,43 @@ def test_receives_given_up_by_wait_for_do_not_pile_up():
     assert got["pending_added"] <= 1, got  # 50 without the fix: one operation per timeout
 
 
+def test_wait_for_receive_with_tiny_timeouts_loses_no_message():
+    """asyncio.wait_for(receive(), 0.5 ms) while messages stream in: a timeout that lands just
+    after a message arrived must not drop it (the next receive() gets it)."""
+    got, timeouts = [], [0]
+    n = 800
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            try:
+                m = await asyncio.wait_for(receive(), 0.0005)
+            except asyncio.TimeoutError:
+                timeouts[0] += 1
+                continue
+            if m["type"] == "websocket.disconnect":
+                return
+            if m["text"] == "end":
+                await send({"type": "websocket.send", "text": str(len(got))})
+                continue
+            got.append(int(m["text"]))
+
+    async def check(port):
+        import random
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as c:
+            for i in range(n):
+                await c.send(str(i))
+                if i % 3 == 0:
+                    await asyncio.sleep(random.random() * 0.001)
+            await c.send("end")
+            return await asyncio.wait_for(c.recv(), 10)
+
+    assert serve(app, check) == str(n)
+    assert got == list(range(n)), sorted(set(range(n)) - set(got))[:20]
+    assert timeouts[0] > 0  # the race was exercised
+
+
 def test_refused_handshake_is_403():
     async def app(scope, receive, send):
         await receive()
