@@ -223,11 +223,15 @@ def start(project: Project, app: str = "wsgi_app.py", toml: str = "", args=(), *
 
 
 def refused(host: str, port: int) -> bool:
-    """True if a TCP connection to host:port is refused (nothing listens)."""
+    """True if a TCP connection to host:port is refused (nothing listens). A connection reset
+    while the listeners close (a handshake caught in a closing listener's queue) is not yet
+    "refused": False, so that wait_until() asks again."""
     try:
         socket.create_connection((host, port), timeout=2).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
