@@ -333,6 +333,37 @@ def test_given_up_receives_lose_no_body_and_the_next_receive_gets_it():
         assert log[3] in (b"world", b""), log  # not lost: the next receive() had it
 
 
+def test_a_receive_waiting_when_the_response_completes_gets_a_disconnect():
+    """As with uvicorn: once the response is complete, a receive() that waits (a disconnect
+    watcher) is answered http.disconnect at once, while the client keeps the connection."""
+    got = []
+
+    async def app(scope, receive, send):
+        await receive()  # the (empty) body
+        watcher = asyncio.create_task(receive())
+        await asyncio.sleep(0.02)
+        got.append(watcher.done())
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        got.append((await asyncio.wait_for(watcher, 2))["type"])
+        got.append((await receive())["type"])
+
+    async def check(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.readuntil(b"ok"), 5)
+        for _ in range(200):  # the connection stays open meanwhile
+            if len(got) == 3:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        return data
+
+    assert serve(app, check).startswith(b"HTTP/1.1 200")
+    assert got == [False, "http.disconnect", "http.disconnect"]
+
+
 def test_send_rejects_bad_messages():
     errors = []
 
