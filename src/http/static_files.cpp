@@ -163,6 +163,41 @@ struct FileSource {
   std::shared_ptr<const StaticFiles::Cached> mem;  // or the file in memory
 };
 
+/** The response's body, [first, first+length) of a cached file, after the head `out`. */
+void send_from_memory(std::shared_ptr<Exchange> ex, ResponseWriter w, std::string out,
+                      std::shared_ptr<const StaticFiles::Cached> mem, std::uint64_t first, std::uint64_t length,
+                      bool on_io_thread) {
+  const char* data = mem->body.data() + first;
+  auto n = static_cast<std::size_t>(length);
+  if (!w.compressing() && length > StaticFiles::kInlineCompressMax) {
+    // A larger body goes to the socket from the cache's copy, which the hold keeps alive.
+    std::string after;
+    n = w.frame_around(out, after, n);
+    after += w.finish();
+    ex->write_ref(std::move(out), std::string_view(data, n), std::move(mem), std::move(after), true);
+    return;
+  }
+  if (w.compressing() && on_io_thread && length > StaticFiles::kInlineCompressMax) {
+    // gzip of a large body takes milliseconds: not on an I/O loop, where every connection waits.
+    struct Job {
+      std::shared_ptr<Exchange> ex;
+      ResponseWriter w;
+      std::string out;
+      std::shared_ptr<const StaticFiles::Cached> mem;
+      std::uint64_t first, length;
+    };
+    auto job = std::make_shared<Job>(Job{std::move(ex), std::move(w), std::move(out), std::move(mem), first, length});
+    core::post_blocking_io([job] {
+      send_from_memory(std::move(job->ex), std::move(job->w), std::move(job->out), std::move(job->mem), job->first,
+                       job->length, false);
+    });
+    return;
+  }
+  w.frame(out, data, n);
+  out += w.finish();
+  ex->write(std::move(out), true);
+}
+
 /** Answers GET/HEAD for a regular file: 304/412 from the preconditions, 416, 206 for one range,
  *  else 200. Takes the source's descriptor (closed here, or by the FileSender streaming it). */
 void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const StaticFiles::Cached& f, FileSource src,
@@ -225,35 +260,12 @@ void send_file(const StaticMount& cfg, std::shared_ptr<Exchange> ex, const Stati
   std::string out = w.head(static_cast<long long>(length));
   if (head || length == 0 || src.mem) {
     if (fd >= 0) ::close(fd);
-    if (!head && length > 0 && on_io_thread && w.compressing() && length > StaticFiles::kInlineCompressMax) {
-      // gzip of a large body takes milliseconds: not on an I/O loop, where every connection waits.
-      struct Job {
-        std::shared_ptr<Exchange> ex;
-        ResponseWriter w;
-        std::string out;
-        std::shared_ptr<const StaticFiles::Cached> mem;
-        std::uint64_t first, length;
-      };
-      auto job = std::make_shared<Job>(Job{std::move(ex), std::move(w), std::move(out), src.mem, range.first, length});
-      core::post_blocking_io([job] {
-        job->w.frame(job->out, job->mem->body.data() + job->first, static_cast<std::size_t>(job->length));
-        job->out += job->w.finish();
-        job->ex->write(std::move(job->out), true);
-      });
-      return;
+    if (head || length == 0) {
+      out += w.finish();
+      ex->write(std::move(out), true);
+    } else {
+      send_from_memory(std::move(ex), std::move(w), std::move(out), src.mem, range.first, length, on_io_thread);
     }
-    if (!head && length > StaticFiles::kInlineCompressMax && !w.compressing()) {
-      // A larger body goes to the socket from the cache's copy, which the hold keeps alive.
-      std::string after;
-      std::size_t n = w.frame_around(out, after, static_cast<std::size_t>(length));
-      after += w.finish();
-      ex->write_ref(std::move(out), std::string_view(src.mem->body.data() + range.first, n), src.mem, std::move(after),
-                    true);
-      return;
-    }
-    if (!head && length > 0) w.frame(out, src.mem->body.data() + range.first, static_cast<std::size_t>(length));
-    out += w.finish();
-    ex->write(std::move(out), true);
     return;
   }
   if (ex->sendfile_ok && !w.compressing()) {

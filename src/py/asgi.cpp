@@ -91,20 +91,6 @@ struct ChannelObject {
   PyObject* given_back;  // owned list: events a receive() could not deliver, handed out first
 };
 
-/** Keeps an event a receive() took but could not deliver (see as_coroutine): the next receive()
- *  returns it, so a receive cancelled just after its event arrived loses nothing. */
-void keep_given_back(PyObject*& list, PyObject* value) {
-  if (!list) list = PyList_New(0);
-  if (!list || PyList_Append(list, value) < 0) PyErr_Clear();  // out of memory: it is lost
-}
-
-/** The first event given back, or null (no exception) when there is none. */
-PyObject* take_given_back(PyObject* list) {
-  if (!list || PyList_GET_SIZE(list) == 0) return nullptr;
-  PyObject* first = Py_NewRef(PyList_GET_ITEM(list, 0));
-  if (PySequence_DelItem(list, 0) < 0) PyErr_Clear();
-  return first;
-}
 
 PyObject* disconnect_message() {
   PyObject* d = PyDict_New();
@@ -179,10 +165,7 @@ void ReceiveWake::deliver() {
   c->wake_armed = false;  // arm_receive() below sets it again if it waits once more
   PyObject* fut = c->pending_receive;
   if (fut) {
-    PyObject* done = PyObject_CallMethodNoArgs(fut, k()->done);
-    bool is_done = !done || PyObject_IsTrue(done) == 1;
-    Py_XDECREF(done);
-    if (is_done) {
+    if (future_done(fut) != 0) {
       Py_CLEAR(c->pending_receive);
     } else {
       bool would_block;
@@ -227,9 +210,7 @@ PyObject* new_future() {
 PyObject* channel_receive(PyObject* o, PyObject*) {
   auto* c = reinterpret_cast<ChannelObject*>(o);
   if (c->pending_receive) {
-    PyObject* done = PyObject_CallMethodNoArgs(c->pending_receive, k()->done);
-    int is_done = done ? PyObject_IsTrue(done) : -1;
-    Py_XDECREF(done);
+    int is_done = future_done(c->pending_receive);
     if (is_done < 0) return nullptr;
     if (!is_done) {
       PyErr_SetString(PyExc_RuntimeError, "ASGI receive() called while another receive() is pending");
@@ -255,12 +236,10 @@ class DrainWake final : public Completion {
  public:
   explicit DrainWake(PyObject* fut) : fut_(fut) {}  // owns one reference
   void deliver() override {
-    PyObject* done = PyObject_CallMethodNoArgs(fut_, k()->done);
-    if (done && PyObject_IsTrue(done) == 0) {
+    if (future_done(fut_) == 0) {
       PyObject* r = PyObject_CallMethodOneArg(fut_, k()->set_result, Py_None);
       Py_XDECREF(r);
     }
-    Py_XDECREF(done);
     PyErr_Clear();
     Py_DECREF(fut_);
     delete this;

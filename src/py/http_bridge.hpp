@@ -69,6 +69,12 @@ PyObject* make_ready(PyObject* value);
  *  after the value arrived) is handed to `give_back(owner, value)` instead of being lost. */
 PyObject* as_coroutine(PyObject* awaitable, PyObject* owner = nullptr,
                        void (*give_back)(PyObject* owner, PyObject* value) = nullptr);
+/** fut.done(): 1 or 0, -1 with an exception. */
+int future_done(PyObject* fut);
+/** An owner's list of given-back events (see as_coroutine): `event` appended (the list made when
+ *  first needed), and the first one taken out (null, no exception, when there is none). */
+void keep_given_back(PyObject*& list, PyObject* event);
+PyObject* take_given_back(PyObject* list);
 bool add_ready_type();
 /** The Python WebSocket object for an upgrade request (websocket.cpp). */
 PyObject* new_websocket(const std::shared_ptr<http::Exchange>& ex, bool permessage_deflate);

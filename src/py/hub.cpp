@@ -404,9 +404,7 @@ PyObject* start(Op* op) {
 namespace {
 
 /** One round: every queued completion, then the greenlets that were ready when it started.
- *  Returns true if more work arrived meanwhile. */
-/** One scheduler round; true when more work is ready. `delivered`: whether it delivered any
- *  completion. */
+ *  Returns true if more work arrived meanwhile; `delivered`: whether it delivered a completion. */
 bool drain_once(bool* delivered = nullptr) {
   Hub& h = *g_hub;
   core::open_post_batch();  // responses written in this round reach each I/O thread in one post

@@ -29,21 +29,27 @@ struct ReadyObject {
 
 PyObject* ready_await(PyObject* self) { return Py_NewRef(self); }
 
-PyObject* ready_next(PyObject* o) {
-  auto* self = reinterpret_cast<ReadyObject*>(o);
-  PyObject* v = self->value ? self->value : Py_None;
-  if (v == Py_None) {
-    Py_CLEAR(self->value);
+/** Raises StopIteration(value) (value stolen; may be null for None), as tp_iternext returns. */
+PyObject* stop_with(PyObject* value) {
+  if (!value || value == Py_None) {
+    Py_XDECREF(value);
     PyErr_SetNone(PyExc_StopIteration);
     return nullptr;
   }
-  PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, v);
-  Py_CLEAR(self->value);
+  PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, value);
+  Py_DECREF(value);
   if (exc) {
     PyErr_SetObject(PyExc_StopIteration, exc);
     Py_DECREF(exc);
   }
   return nullptr;
+}
+
+PyObject* ready_next(PyObject* o) {
+  auto* self = reinterpret_cast<ReadyObject*>(o);
+  PyObject* v = self->value;
+  self->value = nullptr;
+  return stop_with(v);
 }
 
 void ready_dealloc(PyObject* o) {
@@ -131,7 +137,6 @@ struct WaitingObject {
 };
 
 PySendResult waiting_step(WaitingObject* self, PyObject** result) {
-  static PyObject* s_done = PyUnicode_InternFromString("done");
   static PyObject* s_result = PyUnicode_InternFromString("result");
   static PyObject* s_blocking = PyUnicode_InternFromString("_asyncio_future_blocking");
   if (!self->fut) {
@@ -139,13 +144,7 @@ PySendResult waiting_step(WaitingObject* self, PyObject** result) {
     *result = nullptr;
     return PYGEN_ERROR;
   }
-  PyObject* done = PyObject_CallMethodNoArgs(self->fut, s_done);
-  if (!done) {
-    *result = nullptr;
-    return PYGEN_ERROR;
-  }
-  int is_done = PyObject_IsTrue(done);
-  Py_DECREF(done);
+  int is_done = future_done(self->fut);
   if (is_done < 0) {
     *result = nullptr;
     return PYGEN_ERROR;
@@ -179,24 +178,11 @@ PyObject* waiting_next(PyObject* o) {
   PyObject* r = nullptr;
   PySendResult s = waiting_step(reinterpret_cast<WaitingObject*>(o), &r);
   if (s != PYGEN_RETURN) return s == PYGEN_NEXT ? r : nullptr;
-  if (r == Py_None) {
-    Py_DECREF(r);
-    PyErr_SetNone(PyExc_StopIteration);
-    return nullptr;
-  }
-  PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, r);
-  Py_DECREF(r);
-  if (exc) {
-    PyErr_SetObject(PyExc_StopIteration, exc);
-    Py_DECREF(exc);
-  }
-  return nullptr;
+  return stop_with(r);
 }
 
 PyObject* waiting_send_method(PyObject* o, PyObject*) { return waiting_next(o); }
 
-/** throw(): the future is cancelled if still pending (nobody will take its result), then the
- *  exception is raised. */
 /** Lets go of the future without taking its outcome: cancelled if still pending, and a result it
  *  already has (an event delivered just before a cancellation reached the task) goes back to the
  *  owner. Keeps the exception being raised, if any. */
@@ -206,9 +192,7 @@ void waiting_release(WaitingObject* self) {
   self->fut = nullptr;
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
-  int is_done = done ? PyObject_IsTrue(done) : -1;
-  Py_XDECREF(done);
+  int is_done = future_done(fut);
   if (is_done == 0) {
     PyObject* r = PyObject_CallMethod(fut, "cancel", nullptr);
     Py_XDECREF(r);
@@ -295,6 +279,26 @@ PyObject* ready(PyObject* value) {
 }  // namespace
 
 PyObject* make_ready(PyObject* value) { return ready(value); }
+
+int future_done(PyObject* fut) {
+  static PyObject* s_done = PyUnicode_InternFromString("done");
+  PyObject* done = PyObject_CallMethodNoArgs(fut, s_done);
+  int r = done ? PyObject_IsTrue(done) : -1;
+  Py_XDECREF(done);
+  return r;
+}
+
+void keep_given_back(PyObject*& list, PyObject* event) {
+  if (!list) list = PyList_New(0);
+  if (!list || PyList_Append(list, event) < 0) PyErr_Clear();  // out of memory: it is lost
+}
+
+PyObject* take_given_back(PyObject* list) {
+  if (!list || PyList_GET_SIZE(list) == 0) return nullptr;
+  PyObject* first = Py_NewRef(PyList_GET_ITEM(list, 0));
+  if (PySequence_DelItem(list, 0) < 0) PyErr_Clear();
+  return first;
+}
 
 PyObject* as_coroutine(PyObject* awaitable, PyObject* owner, void (*give_back)(PyObject* owner, PyObject* value)) {
   if (!awaitable || !coroutine_mode()) return awaitable;  // a greenlet got the value itself

@@ -73,28 +73,40 @@ PyObject* take_message(http::WsSession& s, bool& would_block) {
   return nullptr;
 }
 
+/** The interned keys and types of the ASGI websocket events. */
+struct AsgiKeys {
+  PyObject* type = PyUnicode_InternFromString("type");
+  PyObject* text = PyUnicode_InternFromString("text");
+  PyObject* bytes = PyUnicode_InternFromString("bytes");
+  PyObject* code = PyUnicode_InternFromString("code");
+  PyObject* reason = PyUnicode_InternFromString("reason");
+  PyObject* subprotocol = PyUnicode_InternFromString("subprotocol");
+  PyObject* headers = PyUnicode_InternFromString("headers");
+  PyObject* receive = PyUnicode_InternFromString("websocket.receive");
+  PyObject* disconnect = PyUnicode_InternFromString("websocket.disconnect");
+};
+
+const AsgiKeys& keys() {
+  static const AsgiKeys k;  // Python thread, GIL held
+  return k;
+}
+
 /** The ASGI event for what take_message() returned (stolen): websocket.receive with "text" or
  *  "bytes", or websocket.disconnect with the close code and reason for None. */
 PyObject* asgi_event(PyObject* message, http::WsSession& s) {
   if (!message) return nullptr;
-  static PyObject* k_type = PyUnicode_InternFromString("type");
-  static PyObject* k_text = PyUnicode_InternFromString("text");
-  static PyObject* k_bytes = PyUnicode_InternFromString("bytes");
-  static PyObject* k_code = PyUnicode_InternFromString("code");
-  static PyObject* k_reason = PyUnicode_InternFromString("reason");
-  static PyObject* t_receive = PyUnicode_InternFromString("websocket.receive");
-  static PyObject* t_disconnect = PyUnicode_InternFromString("websocket.disconnect");
+  const AsgiKeys& k = keys();
   PyObject* event = PyDict_New();
   bool ok = event != nullptr;
   if (ok && message != Py_None) {
-    ok = PyDict_SetItem(event, k_type, t_receive) == 0 &&
-         PyDict_SetItem(event, PyUnicode_Check(message) ? k_text : k_bytes, message) == 0;
+    ok = PyDict_SetItem(event, k.type, k.receive) == 0 &&
+         PyDict_SetItem(event, PyUnicode_Check(message) ? k.text : k.bytes, message) == 0;
   } else if (ok) {
     std::string reason = s.close_reason();
     PyObject* code = PyLong_FromLong(s.close_code());
     PyObject* why = PyUnicode_DecodeUTF8(reason.data(), static_cast<Py_ssize_t>(reason.size()), "replace");
-    ok = code && why && PyDict_SetItem(event, k_type, t_disconnect) == 0 && PyDict_SetItem(event, k_code, code) == 0 &&
-         PyDict_SetItem(event, k_reason, why) == 0;
+    ok = code && why && PyDict_SetItem(event, k.type, k.disconnect) == 0 && PyDict_SetItem(event, k.code, code) == 0 &&
+         PyDict_SetItem(event, k.reason, why) == 0;
     Py_XDECREF(code);
     Py_XDECREF(why);
   }
@@ -289,12 +301,8 @@ PyObject* ws_asgi_receive(PyObject* o, PyObject*) {
     PyObject* event = Py_BuildValue("{s:s}", "type", "websocket.connect");
     return event ? make_ready(event) : nullptr;
   }
-  if (self->asgi_given_back && PyList_GET_SIZE(self->asgi_given_back) > 0) {
-    // An event an earlier receive() took but could not deliver (cancelled as it arrived).
-    PyObject* first = Py_NewRef(PyList_GET_ITEM(self->asgi_given_back, 0));
-    if (PySequence_DelItem(self->asgi_given_back, 0) < 0) PyErr_Clear();
-    return make_ready(first);
-  }
+  // An event an earlier receive() took but could not deliver (cancelled as it arrived).
+  if (PyObject* back = take_given_back(self->asgi_given_back)) return make_ready(back);
   if (!self->accepted) {
     PyErr_SetString(PyExc_RuntimeError, "ASGI websocket: receive() before websocket.accept or websocket.close");
     return nullptr;
@@ -308,50 +316,37 @@ PyObject* ws_asgi_receive(PyObject* o, PyObject*) {
 /** message[key] as a new reference; null when absent or on error (then with the exception). The
  *  reference is owned: the app's own code run by a later call (an __index__, a __len__) could
  *  take the item out of the dict. */
-PyObject* field(PyObject* message, const char* key) {
-  static PyObject* keys[6] = {};
-  static const char* names[6] = {"type", "bytes", "text", "subprotocol", "headers", "code"};
-  PyObject* k = nullptr;
-  for (int i = 0; i < 6; ++i) {
-    if (std::strcmp(names[i], key) == 0) {
-      if (!keys[i]) keys[i] = PyUnicode_InternFromString(names[i]);
-      k = keys[i];
-    }
-  }
-  PyObject* owned_key = k ? nullptr : PyUnicode_FromString(key);  // "reason" and the like
-  PyObject* v = k || owned_key ? PyDict_GetItemWithError(message, k ? k : owned_key) : nullptr;
-  Py_XDECREF(owned_key);
-  return Py_XNewRef(v);
-}
+PyObject* field(PyObject* message, PyObject* key) { return Py_XNewRef(PyDict_GetItemWithError(message, key)); }
 
 /** The ASGI websocket.send / accept / close events (see python/puff/_asgi_ws.py). */
 PyObject* ws_asgi_send(PyObject* o, PyObject* message) {
   auto* self = reinterpret_cast<WsObject*>(o);
-  PyObject* kind = PyDict_Check(message) ? field(message, "type") : nullptr;
+  const AsgiKeys& k = keys();
+  PyObject* kind = PyDict_Check(message) ? field(message, k.type) : nullptr;
   if (PyErr_Occurred()) return nullptr;
-  const char* k = kind && PyUnicode_Check(kind) ? PyUnicode_AsUTF8(kind) : nullptr;
+  const char* name = kind && PyUnicode_Check(kind) ? PyUnicode_AsUTF8(kind) : nullptr;
   PyObject* result = nullptr;
-  if (k && std::strcmp(k, "websocket.send") == 0) {
-    PyObject* data = field(message, "bytes");
+  if (name && std::strcmp(name, "websocket.send") == 0) {
+    PyObject* data = field(message, k.bytes);
     if (!PyErr_Occurred() && (!data || data == Py_None)) {
       Py_XDECREF(data);
-      data = field(message, "text");
+      data = field(message, k.text);
     }
     if (!PyErr_Occurred() && (!data || data == Py_None))
       PyErr_SetString(PyExc_ValueError, "ASGI websocket.send needs 'bytes' or 'text'");
     if (!PyErr_Occurred()) result = ws_send(o, data);
     Py_XDECREF(data);
-  } else if (k && std::strcmp(k, "websocket.accept") == 0) {
-    PyObject* subprotocol = field(message, "subprotocol");
-    PyObject* headers = PyErr_Occurred() ? nullptr : field(message, "headers");
+  } else if (name && std::strcmp(name, "websocket.accept") == 0) {
+    PyObject* subprotocol = field(message, k.subprotocol);
+    PyObject* headers = PyErr_Occurred() ? nullptr : field(message, k.headers);
     int has_headers = headers ? PyObject_IsTrue(headers) : 0;  // [] or None: none
     if (has_headers >= 0 && !PyErr_Occurred())
       result = accept(self, subprotocol ? subprotocol : Py_None, has_headers ? headers : Py_None);
     Py_XDECREF(subprotocol);
     Py_XDECREF(headers);
-  } else if (k && std::strcmp(k, "websocket.close") == 0) {
-    PyObject* code_obj = field(message, "code");
-    PyObject* reason_obj = PyErr_Occurred() ? nullptr : field(message, "reason");
+  } else if (name && std::strcmp(name, "websocket.close") == 0) {
+    PyObject* code_obj = field(message, k.code);
+    PyObject* reason_obj = PyErr_Occurred() ? nullptr : field(message, k.reason);
     long code = 1000;
     if (!PyErr_Occurred() && code_obj && code_obj != Py_None) {
       code = PyLong_AsLong(code_obj);
@@ -381,11 +376,7 @@ PyObject* ws_asgi_send(PyObject* o, PyObject* message) {
 }
 
 // What the app gets: coroutines (asyncio.create_task(receive()) works, as with other servers).
-void ws_give_back(PyObject* o, PyObject* event) {
-  PyObject*& list = reinterpret_cast<WsObject*>(o)->asgi_given_back;
-  if (!list) list = PyList_New(0);
-  if (!list || PyList_Append(list, event) < 0) PyErr_Clear();  // out of memory: it is lost
-}
+void ws_give_back(PyObject* o, PyObject* event) { keep_given_back(reinterpret_cast<WsObject*>(o)->asgi_given_back, event); }
 PyObject* ws_asgi_receive_coro(PyObject* o, PyObject* a) {
   return as_coroutine(ws_asgi_receive(o, a), o, ws_give_back);
 }
