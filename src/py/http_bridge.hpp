@@ -53,6 +53,9 @@ struct AppHandle {
 /** Starts the ASGI application for one exchange as a task on Puff's loop. Python thread, in the
  *  hub (the loop is running). Never raises. */
 void handle_asgi(const std::shared_ptr<AppHandle>& app, std::shared_ptr<http::Exchange> ex);
+/** The ASGI scope dict of `ex` (asgi_scope.cpp): type "http", or "websocket". Null with an
+ *  exception on failure. */
+PyObject* build_scope(AppHandle& app, const http::Exchange& ex, bool websocket = false);
 bool add_asgi_types(PyObject* module);
 /** The application's coroutine `coro` wrapped for its task (asgi_run.cpp): steps are forwarded,
  *  and `on_end(owner, returned)` runs once when it ends (`returned`: it returned; else it raised,
